@@ -1,0 +1,205 @@
+//! The crate's one error type.
+//!
+//! Every variant says what went wrong in words a learner can act on: which
+//! system call, which file descriptor, and why. Python raises `OSError` with an
+//! errno for most of these; here the common mistakes (registering twice,
+//! handing `select()` a descriptor it cannot hold) get a variant of their own
+//! so that a program can match on them.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::interest::Trigger;
+
+/// Everything that can go wrong in `reactor`.
+///
+/// System-call failures keep the call's name, the descriptor and the `errno`
+/// (as an [`io::Error`]), so the message reads like
+/// `epoll_ctl(ADD) on fd 7 failed: Bad file descriptor (os error 9)`.
+///
+/// # Examples
+///
+/// ```
+/// use reactor::{Backend, Error, Interest, Trigger};
+///
+/// let mut poller = Backend::Select.new_poller()?;
+/// let err = poller.register(1500, 0, Interest::READABLE, Trigger::Level).unwrap_err();
+/// assert!(matches!(err, Error::FdTooLarge { fd: 1500, .. }));
+/// assert!(err.to_string().contains("use the poll or epoll backend"));
+/// # Ok::<(), reactor::Error>(())
+/// ```
+///
+/// Python: `except OSError as e: print(e.errno, e.strerror)`
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `register` was called for a descriptor the poller already watches.
+    #[error(
+        "fd {fd} is already registered with the {backend} poller; call modify to change its interest"
+    )]
+    AlreadyRegistered {
+        /// The backend's name (`"select"`, `"poll"`, `"epoll"`).
+        backend: &'static str,
+        /// The descriptor.
+        fd: RawFd,
+    },
+
+    /// `modify` or `unregister` was called for a descriptor the poller does not watch.
+    #[error("fd {fd} is not registered with the {backend} poller; call register first")]
+    NotRegistered {
+        /// The backend's name.
+        backend: &'static str,
+        /// The descriptor.
+        fd: RawFd,
+    },
+
+    /// The backend cannot honour the requested trigger mode.
+    #[error(
+        "the {backend} backend has no {trigger} triggering; use Trigger::Level or Trigger::Oneshot, or the epoll backend"
+    )]
+    Unsupported {
+        /// The backend's name.
+        backend: &'static str,
+        /// The trigger that was asked for.
+        trigger: Trigger,
+    },
+
+    /// `select()` cannot watch a descriptor whose number is `FD_SETSIZE` or more:
+    /// `FD_SET` would write past the end of the `fd_set` bitmap.
+    #[error(
+        "fd {fd} is above select()'s FD_SETSIZE limit of {limit}; use the poll or epoll backend"
+    )]
+    FdTooLarge {
+        /// The descriptor.
+        fd: RawFd,
+        /// `FD_SETSIZE` (1024 on Linux).
+        limit: usize,
+    },
+
+    /// A negative number was passed where a file descriptor was expected.
+    #[error("fd {fd} is not a file descriptor: descriptors are never negative")]
+    InvalidFd {
+        /// The number that was passed.
+        fd: RawFd,
+    },
+
+    /// A system call failed.
+    #[error("{call}{} failed: {source}", on_fd(*.fd))]
+    Sys {
+        /// The call, with its operation where it has one (`"epoll_ctl(ADD)"`).
+        call: &'static str,
+        /// The descriptor it was called on, if any.
+        fd: Option<RawFd>,
+        /// The `errno`, as an I/O error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A backend name that is not `select`, `poll` or `epoll`.
+    #[error("unknown backend {name:?}: expected one of select, poll, epoll")]
+    UnknownBackend {
+        /// What was given.
+        name: String,
+    },
+
+    /// A [`Token`](crate::Token) that names no live object: the object was
+    /// removed (and its slot perhaps reused by another).
+    #[error(
+        "token {token} does not name a live object: it was removed, or its slot now holds another object"
+    )]
+    StaleToken {
+        /// The token's key, as printed by `Debug`.
+        token: String,
+    },
+
+    /// A `struct` format string that cannot be parsed.
+    #[error("bad struct format {format:?} at character {position}: {reason}")]
+    StructFormat {
+        /// The whole format string.
+        format: String,
+        /// Index (in characters) of the offending character.
+        position: usize,
+        /// What is wrong, in words.
+        reason: String,
+    },
+
+    /// A value that does not fit the format field it was packed into.
+    #[error("struct field {index} ('{code}'): {reason}")]
+    StructValue {
+        /// Zero-based index of the field among the values.
+        index: usize,
+        /// The format character of the field.
+        code: char,
+        /// What is wrong, in words.
+        reason: String,
+    },
+
+    /// Packing or unpacking with the wrong number of values or bytes.
+    #[error("struct {what}: expected {expected}, got {got}")]
+    StructSize {
+        /// What was counted (`"values"`, `"bytes"`).
+        what: &'static str,
+        /// How many the format needs.
+        expected: usize,
+        /// How many were given.
+        got: usize,
+    },
+}
+
+fn on_fd(fd: Option<RawFd>) -> String {
+    match fd {
+        Some(fd) => format!(" on fd {fd}"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// The `errno` of a failed system call, if this is one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::{Backend, Interest, Trigger};
+    ///
+    /// let mut poller = Backend::Epoll.new_poller()?;
+    /// // 10_000 is (almost certainly) not an open descriptor here.
+    /// let err = poller.register(10_000, 0, Interest::READABLE, Trigger::Level).unwrap_err();
+    /// assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    /// # Ok::<(), reactor::Error>(())
+    /// ```
+    ///
+    /// Python: `e.errno`
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Sys { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// Builds a system-call error from the current `errno`.
+    pub(crate) fn last_os(call: &'static str, fd: Option<RawFd>) -> Error {
+        Error::Sys {
+            call,
+            fd,
+            source: io::Error::last_os_error(),
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    /// Keeps the `errno` where there is one, so `?` in an `io::Result`
+    /// function still lets the caller match on `ErrorKind`.
+    fn from(err: Error) -> io::Error {
+        let kind = match &err {
+            Error::Sys { source, .. } => source.kind(),
+            Error::AlreadyRegistered { .. } => io::ErrorKind::AlreadyExists,
+            Error::NotRegistered { .. } | Error::StaleToken { .. } => io::ErrorKind::NotFound,
+            Error::Unsupported { .. } => io::ErrorKind::Unsupported,
+            _ => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, err)
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

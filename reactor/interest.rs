@@ -1,0 +1,134 @@
+//! What a program asks to be told about: [`Interest`] (which readiness) and
+//! [`Trigger`] (how often).
+//!
+//! In the course these are the flags handed to `p.register(fd, POLLIN)` or
+//! `ep.register(fd, EPOLLIN | EPOLLET)`. Here the "which" and the "how often"
+//! are two types, because every backend understands the first while only epoll
+//! understands all of the second.
+
+use std::fmt;
+use std::ops::BitOr;
+
+/// Which kinds of readiness to watch a descriptor for.
+///
+/// Combine with `|`. An empty interest is not representable: to stop
+/// watching a descriptor, `unregister` it.
+///
+/// # Examples
+///
+/// ```
+/// use reactor::Interest;
+///
+/// let both = Interest::READABLE | Interest::WRITABLE;
+/// assert!(both.is_readable() && both.is_writable());
+/// assert!(!both.is_priority());
+/// assert_eq!(format!("{both:?}"), "READABLE | WRITABLE");
+/// ```
+///
+/// Python: `select.POLLIN | select.POLLOUT`
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Interest(u8);
+
+const READABLE: u8 = 0b001;
+const WRITABLE: u8 = 0b010;
+const PRIORITY: u8 = 0b100;
+
+impl Interest {
+    /// Data can be read (or the peer closed, or an error is pending).
+    /// Python: `POLLIN` / `EPOLLIN`, or the first list of `select()`.
+    pub const READABLE: Interest = Interest(READABLE);
+    /// A write would not block. Python: `POLLOUT` / `EPOLLOUT`, or the second list of `select()`.
+    pub const WRITABLE: Interest = Interest(WRITABLE);
+    /// Urgent (out-of-band) data. Python: `POLLPRI` / `EPOLLPRI`, or the third list of `select()`.
+    pub const PRIORITY: Interest = Interest(PRIORITY);
+
+    /// Both interests together; usable in `const` contexts where `|` is not.
+    pub const fn add(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
+
+    /// Whether readability is asked for.
+    pub const fn is_readable(self) -> bool {
+        self.0 & READABLE != 0
+    }
+
+    /// Whether writability is asked for.
+    pub const fn is_writable(self) -> bool {
+        self.0 & WRITABLE != 0
+    }
+
+    /// Whether priority (out-of-band) data is asked for.
+    pub const fn is_priority(self) -> bool {
+        self.0 & PRIORITY != 0
+    }
+}
+
+impl BitOr for Interest {
+    type Output = Interest;
+
+    fn bitor(self, other: Interest) -> Interest {
+        self.add(other)
+    }
+}
+
+impl fmt::Debug for Interest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (self.is_readable(), "READABLE"),
+            (self.is_writable(), "WRITABLE"),
+            (self.is_priority(), "PRIORITY"),
+        ];
+        let mut first = true;
+        for (_, name) in names.iter().filter(|(set, _)| *set) {
+            if !first {
+                f.write_str(" | ")?;
+            }
+            f.write_str(name)?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+/// How often a ready descriptor is reported.
+///
+/// | trigger | reported | kernel flag | backends |
+/// |---|---|---|---|
+/// | `Level` (default) | at every `poll` while the condition holds | none | select, poll, epoll |
+/// | `Edge` | once each time new readiness arrives | `EPOLLET` | epoll |
+/// | `Oneshot` | once, then the registration is disarmed until `modify` | `EPOLLONESHOT` | select, poll, epoll |
+///
+/// A backend asked for a trigger it cannot honour returns
+/// [`Error::Unsupported`](crate::Error::Unsupported) rather than quietly
+/// falling back to level triggering.
+///
+/// # Examples
+///
+/// ```
+/// use reactor::Trigger;
+///
+/// assert_eq!(Trigger::default(), Trigger::Level);
+/// assert_eq!(Trigger::Edge.to_string(), "edge");
+/// ```
+///
+/// Python: `ep.register(fd, select.EPOLLIN | select.EPOLLET)` for `Edge`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// Report the descriptor at every `poll` while it is ready (the course's default).
+    #[default]
+    Level,
+    /// Report only transitions to ready: the reader must drain until `WouldBlock`.
+    Edge,
+    /// Report once, then stay silent until the registration is re-armed with `modify`.
+    Oneshot,
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Trigger::Level => "level",
+            Trigger::Edge => "edge",
+            Trigger::Oneshot => "oneshot",
+        })
+    }
+}

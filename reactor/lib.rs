@@ -1,0 +1,114 @@
+//! `reactor`: the three classic Linux I/O multiplexers — `select(2)`,
+//! `poll(2)` and `epoll(7)` — behind one [`Poller`] trait, with a
+//! generation-checked fd-to-object map, [`Reactor`], on top.
+//!
+//! It grows out of a Python course on network I/O: every type here has a
+//! counterpart in the course's code, and every pitfall of that code (sending
+//! on a socket just closed, `select` on fd 1024, stale events for reused fd
+//! numbers) is fixed and explained where it is fixed. Turn on the trace log
+//! (`RUST_LOG=reactor=trace` in the examples) to watch every system call.
+//!
+//! | Python course | this crate |
+//! |---|---|
+//! | `select.select(r, w, x, t)` | [`SelectPoller`] |
+//! | `select.poll()` | [`PollPoller`] |
+//! | `select.epoll()` | [`EpollPoller`] |
+//! | `POLLIN`, `POLLOUT`, `POLLPRI` | [`Interest`] |
+//! | `EPOLLET`, `EPOLLONESHOT` | [`Trigger`] |
+//! | `p.register` / `p.modify` / `p.unregister` / `p.poll` | [`Poller`]'s methods of the same names |
+//! | `[(fd, mask), …]` from `p.poll()` | [`Events`] of [`Event`] |
+//! | `fdmap = {sock.fileno(): sock}` | [`Reactor`] and its [`Token`]s |
+//! | `OSError` | [`Error`] |
+//!
+//! # The course's poll loop, and the same loop here
+//!
+//! ```python
+//! p = select.poll()
+//! p.register(s, select.POLLIN)
+//! fdmap = {s.fileno(): s}
+//! while True:
+//!     for fd, event in p.poll():
+//!         if fd == s.fileno():
+//!             c, addr = fdmap[fd].accept()
+//!             p.register(c, select.POLLIN)
+//!             fdmap[c.fileno()] = c
+//!         elif event & select.POLLIN:
+//!             data = fdmap[fd].recv(1024)
+//!             ...
+//! ```
+//!
+//! ```
+//! use std::io::{ErrorKind, Read, Write};
+//! use std::net::{TcpListener, TcpStream};
+//! use std::os::fd::{AsFd, BorrowedFd};
+//! use reactor::{Backend, Events, Interest, Reactor};
+//!
+//! // One map for the listener and its clients, like the course's fdmap.
+//! enum Source { Listener(TcpListener), Client(TcpStream) }
+//! impl AsFd for Source {
+//!     fn as_fd(&self) -> BorrowedFd<'_> {
+//!         match self { Source::Listener(l) => l.as_fd(), Source::Client(c) => c.as_fd() }
+//!     }
+//! }
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! listener.set_nonblocking(true)?;
+//! let addr = listener.local_addr()?;
+//! let mut reactor = Reactor::with_backend(Backend::Poll)?;
+//! let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
+//!
+//! let mut client = TcpStream::connect(addr)?;
+//! client.write_all(b"hi")?;
+//!
+//! let mut events = Events::with_capacity(64);
+//! let mut replied = false;
+//! while !replied {
+//!     reactor.poll(&mut events, None)?;
+//!     for event in &events {
+//!         let token = event.token();
+//!         if token == listen {
+//!             let Some(Source::Listener(l)) = reactor.get(token) else { continue };
+//!             let (c, _peer) = l.accept()?;
+//!             c.set_nonblocking(true)?;
+//!             reactor.insert(Source::Client(c), Interest::READABLE)?;
+//!         } else if let Some(Source::Client(c)) = reactor.get_mut(token) {
+//!             let mut buf = [0; 1024];
+//!             match c.read(&mut buf) {
+//!                 Ok(0) => { reactor.remove(token)?; }      // EOF: unregister, then close
+//!                 Ok(n) => { c.write_all(&buf[..n])?; replied = true; }
+//!                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+//!                 Err(e) => return Err(e.into()),
+//!             }
+//!         }
+//!     }
+//! }
+//! let mut echo = [0; 2];
+//! client.read_exact(&mut echo)?;
+//! assert_eq!(&echo, b"hi");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod accept;
+mod error;
+mod event;
+mod interest;
+pub mod poller;
+mod reactor;
+mod signal;
+mod sys;
+mod waker;
+
+pub use crate::accept::{Accepted, Acceptor};
+pub use crate::error::{Error, Result};
+pub use crate::event::{Event, Events};
+pub use crate::interest::{Interest, Trigger};
+pub use crate::poller::epoll::EpollPoller;
+pub use crate::poller::poll::PollPoller;
+pub use crate::poller::select::SelectPoller;
+pub use crate::poller::{AnyPoller, Backend, Poller};
+pub use crate::reactor::{InsertError, Reactor, Token};
+pub use crate::signal::{Signals, signal_name};
+pub use crate::waker::Waker;

@@ -1,0 +1,462 @@
+//! The `select(2)` backend: [`SelectPoller`].
+//!
+//! **System call.** `select(nfds, readfds, writefds, exceptfds, timeout)`
+//! takes three bitmaps (`fd_set`) with one bit per fd number below `nfds`;
+//! the kernel clears the bits of descriptors that are *not* ready. The sets
+//! are therefore input and output at once, so every call starts from fresh
+//! copies of the master sets kept here.
+//!
+//! **Python.** `rs, ws, xs = select.select(rlist, wlist, xlist, timeout)`.
+//!
+//! **Cost.** O(highest fd number) per call: the kernel and the scan
+//! afterwards walk every bit below `nfds`, watched or not.
+//!
+//! **Limits.** An `fd_set` holds `FD_SETSIZE` = 1024 bits. `FD_SET` on
+//! fd 1024 or above writes past the end of the bitmap — memory corruption in
+//! C. Such descriptors are refused with [`Error::FdTooLarge`].
+//!
+//! | `Interest` / `Trigger` | set |
+//! |---|---|
+//! | `READABLE` | `readfds` |
+//! | `WRITABLE` | `writefds` |
+//! | `PRIORITY` | `exceptfds` |
+//! | `Edge` | refused: `Error::Unsupported` |
+//! | `Oneshot` | emulated: the fd leaves the master sets after one report |
+//!
+//! | bit left set | `Event` |
+//! |---|---|
+//! | in `readfds` | readable (also end of file, reset, and errors: select cannot tell) |
+//! | in `writefds` | writable |
+//! | in `exceptfds` | priority |
+//! | call fails with `EBADF` | error + readable for each closed fd, which is then disarmed |
+//!
+//! **Gotchas.**
+//! - (a) The fd *number* is limited, not the count: the 1025th socket of a
+//!   process has fd ≥ 1024 even if only three are watched.
+//! - (b) select cannot report hang-up, half-close or errors; they all look
+//!   like "readable", and the next `read` tells which.
+//! - (c) One closed descriptor in a set makes the whole call fail with
+//!   `EBADF`, with no hint which. The backend probes each watched fd with
+//!   `fcntl(F_GETFD)`, reports the closed ones as errors and disarms them,
+//!   so the rest keep being served. After a failed call the output sets are
+//!   garbage and are never read (bpo-35310).
+//! - (d) `nfds` is the highest fd *plus one*, recomputed when the highest is removed.
+
+use std::fmt;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, Events};
+use crate::interest::{Interest, Trigger};
+use crate::poller::Poller;
+use crate::sys;
+
+/// A poller that keeps three `fd_set` bitmaps and calls `select(2)`.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use reactor::{Events, Interest, Poller, SelectPoller, Trigger};
+///
+/// let (a, mut b) = UnixStream::pair()?;
+/// let mut select = SelectPoller::new();
+/// select.register(a.as_raw_fd(), 42, Interest::READABLE, Trigger::Level)?;
+/// b.write_all(b"x")?;
+/// let mut events = Events::with_capacity(4);
+/// select.poll(&mut events, None)?;
+/// assert_eq!(events.iter().next().unwrap().key(), 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Python: `select.select(rlist, wlist, xlist, timeout)`
+pub struct SelectPoller {
+    /// Registration of each fd number, indexed by fd (all < `FD_SETSIZE`).
+    entries: Vec<Option<Entry>>,
+    /// Master copy of the read set; copied before each call.
+    read: libc::fd_set,
+    /// Master copy of the write set.
+    write: libc::fd_set,
+    /// Master copy of the exception (priority) set.
+    except: libc::fd_set,
+    /// One more than the highest fd in the master sets: select's `nfds`.
+    nfds: RawFd,
+    /// Where the next scan of the results starts, so a full `Events` buffer
+    /// does not starve high fds.
+    next_scan: usize,
+}
+
+/// What select's bitmaps do not hold about one registration.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Given back in every event.
+    key: usize,
+    /// Level or oneshot.
+    trigger: Trigger,
+    /// False after a oneshot report or a failed probe: out of the master sets.
+    armed: bool,
+}
+
+impl SelectPoller {
+    /// Creates an empty poller. No system call: the kernel sees the sets at
+    /// each `poll`.
+    ///
+    /// Python: nothing to create; `select.select` is a function.
+    pub fn new() -> SelectPoller {
+        SelectPoller {
+            entries: Vec::new(),
+            read: empty_set(),
+            write: empty_set(),
+            except: empty_set(),
+            nfds: 0,
+            next_scan: 0,
+        }
+    }
+
+    /// Refuses what `select(2)` cannot do: fds past the bitmap, edge triggering.
+    fn check(fd: RawFd, trigger: Trigger) -> Result<()> {
+        sys::check_fd(fd)?;
+        if fd as usize >= libc::FD_SETSIZE {
+            return Err(Error::FdTooLarge {
+                fd,
+                limit: libc::FD_SETSIZE,
+            });
+        }
+        match trigger {
+            Trigger::Edge => Err(Error::Unsupported {
+                backend: "select",
+                trigger,
+            }),
+            Trigger::Level | Trigger::Oneshot => Ok(()),
+        }
+    }
+
+    /// Puts `fd` into (or, with `None`, takes it out of) the master sets.
+    fn arm(&mut self, fd: RawFd, interest: Option<Interest>) {
+        let sets = [&mut self.read, &mut self.write, &mut self.except];
+        let wanted = interest.map_or([false; 3], |i| {
+            [i.is_readable(), i.is_writable(), i.is_priority()]
+        });
+        for (set, on) in sets.into_iter().zip(wanted) {
+            // SAFETY: `fd` is in 0..FD_SETSIZE (checked at register), so the
+            // bit lies inside the fd_set.
+            unsafe {
+                if on {
+                    libc::FD_SET(fd, set);
+                } else {
+                    libc::FD_CLR(fd, set);
+                }
+            }
+        }
+        if interest.is_some() {
+            self.nfds = self.nfds.max(fd + 1);
+        } else if fd + 1 == self.nfds {
+            // Gotcha (d): find the new highest armed fd.
+            self.nfds = (0..fd)
+                .rev()
+                .find(|&f| matches!(self.entries[f as usize], Some(Entry { armed: true, .. })))
+                .map_or(0, |f| f + 1);
+        }
+    }
+
+    /// Gotcha (c): after `EBADF`, reports each closed fd once as an error
+    /// and disarms it.
+    fn report_closed_fds(&mut self, events: &mut Events) {
+        for fd in 0..self.nfds {
+            let Some(entry) = self.entries[fd as usize] else {
+                continue;
+            };
+            if !entry.armed || events.len() == events.capacity() {
+                continue;
+            }
+            // SAFETY: F_GETFD only reads the descriptor table; a closed fd
+            // makes it fail with EBADF.
+            let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
+            log::trace!(
+                "fcntl(fd={fd}, F_GETFD) → {}",
+                if closed {
+                    "EBADF: closed while registered"
+                } else {
+                    "open"
+                }
+            );
+            if closed {
+                events.push(Event::from_flags(entry.key, Event::ERROR | Event::READABLE));
+                self.disarm(fd);
+            }
+        }
+    }
+
+    /// Takes `fd` out of the master sets but keeps its registration.
+    fn disarm(&mut self, fd: RawFd) {
+        if let Some(entry) = self.entries[fd as usize].as_mut() {
+            entry.armed = false;
+        }
+        self.arm(fd, None);
+    }
+}
+
+impl Default for SelectPoller {
+    fn default() -> SelectPoller {
+        SelectPoller::new()
+    }
+}
+
+impl fmt::Debug for SelectPoller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let registered = self.entries.iter().filter(|e| e.is_some()).count();
+        f.debug_struct("SelectPoller")
+            .field("registered", &registered)
+            .field("nfds", &self.nfds)
+            .finish()
+    }
+}
+
+impl Poller for SelectPoller {
+    fn name(&self) -> &'static str {
+        "select"
+    }
+
+    fn register(
+        &mut self,
+        fd: RawFd,
+        key: usize,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> Result<()> {
+        SelectPoller::check(fd, trigger)?;
+        let slot = fd as usize;
+        if self.entries.len() <= slot {
+            self.entries.resize(slot + 1, None);
+        }
+        if self.entries[slot].is_some() {
+            return Err(Error::AlreadyRegistered {
+                backend: "select",
+                fd,
+            });
+        }
+        log::trace!(
+            "select: add fd={fd} to {} key={key} (no system call)",
+            interest_to_flags(interest)
+        );
+        self.entries[slot] = Some(Entry {
+            key,
+            trigger,
+            armed: true,
+        });
+        self.arm(fd, Some(interest));
+        Ok(())
+    }
+
+    fn modify(
+        &mut self,
+        fd: RawFd,
+        key: usize,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> Result<()> {
+        SelectPoller::check(fd, trigger)?;
+        match self.entries.get_mut(fd as usize) {
+            Some(slot @ Some(_)) => {
+                *slot = Some(Entry {
+                    key,
+                    trigger,
+                    armed: true,
+                })
+            }
+            _ => {
+                return Err(Error::NotRegistered {
+                    backend: "select",
+                    fd,
+                });
+            }
+        }
+        log::trace!(
+            "select: move fd={fd} to {} key={key} (no system call)",
+            interest_to_flags(interest)
+        );
+        // Clear first: the new interest may drop a set the old one had.
+        self.arm(fd, None);
+        self.arm(fd, Some(interest));
+        Ok(())
+    }
+
+    fn unregister(&mut self, fd: RawFd) -> Result<()> {
+        sys::check_fd(fd)?;
+        match self.entries.get_mut(fd as usize) {
+            Some(slot @ Some(_)) => *slot = None,
+            _ => {
+                return Err(Error::NotRegistered {
+                    backend: "select",
+                    fd,
+                });
+            }
+        }
+        log::trace!("select: remove fd={fd} from all sets (no system call)");
+        self.arm(fd, None);
+        Ok(())
+    }
+
+    fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<usize> {
+        events.clear();
+        let (mut read, mut write, mut except) = (self.read, self.write, self.except);
+        let nfds = self.nfds;
+        let result = sys::wait_retrying(timeout, "select", |ms| {
+            // The sets are both input and output: start each try from the masters.
+            (read, write, except) = (self.read, self.write, self.except);
+            let mut tv = libc::timeval {
+                tv_sec: (ms / 1000) as libc::time_t,
+                tv_usec: ((ms % 1000) * 1000) as libc::suseconds_t,
+            };
+            let tv_ptr = if ms < 0 {
+                std::ptr::null_mut()
+            } else {
+                &mut tv as *mut libc::timeval
+            };
+            // SAFETY: the three sets and `tv` are valid, writable and live
+            // across the call; every bit below `nfds` lies inside an fd_set
+            // because only fds < FD_SETSIZE are ever set.
+            unsafe { libc::select(nfds, &mut read, &mut write, &mut except, tv_ptr) }
+        });
+        match result {
+            Ok(_) => {}
+            Err(err) if err.raw_os_error() == Some(libc::EBADF) => {
+                // The output sets are undefined now; find the culprits instead.
+                self.report_closed_fds(events);
+                if events.is_empty() {
+                    return Err(err);
+                }
+                return Ok(events.len());
+            }
+            Err(err) => return Err(err),
+        }
+        // Scan every fd below nfds (gotcha: this is the O(highest fd) part),
+        // starting where a full buffer last stopped.
+        let len = nfds as usize;
+        let start = if self.next_scan < len {
+            self.next_scan
+        } else {
+            0
+        };
+        for step in 0..len {
+            if events.len() == events.capacity() {
+                self.next_scan = (start + step) % len;
+                break;
+            }
+            let fd = ((start + step) % len) as RawFd;
+            let Some(entry) = self.entries[fd as usize] else {
+                continue;
+            };
+            if !entry.armed {
+                continue;
+            }
+            if let Some(event) = flags_to_event(entry.key, fd, &read, &write, &except) {
+                events.push(event);
+                if entry.trigger == Trigger::Oneshot {
+                    self.disarm(fd);
+                }
+            }
+        }
+        if log::log_enabled!(log::Level::Trace) {
+            log::trace!(
+                "select(nfds={nfds}, timeout={}) → {} ready{}",
+                sys::show_timeout(sys::timeout_ms(timeout)),
+                events.len(),
+                events.describe()
+            );
+        }
+        Ok(events.len())
+    }
+}
+
+/// Names the sets an interest puts an fd in, for the trace log.
+fn interest_to_flags(interest: Interest) -> &'static str {
+    match (
+        interest.is_readable(),
+        interest.is_writable(),
+        interest.is_priority(),
+    ) {
+        (true, false, false) => "readfds",
+        (false, true, false) => "writefds",
+        (true, true, false) => "readfds+writefds",
+        (false, false, true) => "exceptfds",
+        (true, false, true) => "readfds+exceptfds",
+        (false, true, true) => "writefds+exceptfds",
+        _ => "readfds+writefds+exceptfds",
+    }
+}
+
+/// Reads `fd`'s bits in the three output sets; `None` if none is set.
+fn flags_to_event(
+    key: usize,
+    fd: RawFd,
+    read: &libc::fd_set,
+    write: &libc::fd_set,
+    except: &libc::fd_set,
+) -> Option<Event> {
+    let mut out = 0;
+    // SAFETY: `fd` < nfds ≤ FD_SETSIZE, so each bit lies inside its set.
+    unsafe {
+        if libc::FD_ISSET(fd, read) {
+            out |= Event::READABLE;
+        }
+        if libc::FD_ISSET(fd, write) {
+            out |= Event::WRITABLE;
+        }
+        if libc::FD_ISSET(fd, except) {
+            out |= Event::PRIORITY;
+        }
+    }
+    (out != 0).then(|| Event::from_flags(key, out))
+}
+
+/// An `fd_set` with no bit set.
+fn empty_set() -> libc::fd_set {
+    let mut set = std::mem::MaybeUninit::<libc::fd_set>::uninit();
+    // SAFETY: FD_ZERO initialises every byte of the set it is given.
+    unsafe {
+        libc::FD_ZERO(set.as_mut_ptr());
+        set.assume_init()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_setsize_is_refused_but_the_last_bit_is_fine() {
+        let mut s = SelectPoller::new();
+        let err = s
+            .register(1024, 0, Interest::READABLE, Trigger::Level)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            Error::FdTooLarge {
+                fd: 1024,
+                limit: 1024
+            }
+        ));
+        // 1023 is a legal bit even if no such fd is open.
+        s.register(1023, 0, Interest::READABLE, Trigger::Level)
+            .unwrap();
+        assert_eq!(s.nfds, 1024);
+    }
+
+    #[test]
+    fn nfds_drops_to_the_next_highest_armed_fd() {
+        let mut s = SelectPoller::new();
+        s.register(3, 0, Interest::READABLE, Trigger::Level)
+            .unwrap();
+        s.register(9, 1, Interest::WRITABLE, Trigger::Level)
+            .unwrap();
+        assert_eq!(s.nfds, 10);
+        s.unregister(9).unwrap();
+        assert_eq!(s.nfds, 4);
+        s.unregister(3).unwrap();
+        assert_eq!(s.nfds, 0);
+    }
+}

@@ -1,0 +1,178 @@
+//! The one place that turns a system call's `-1`/`errno` into an [`Error`],
+//! retries `EINTR` against a deadline, and converts timeouts to the whole
+//! milliseconds the kernel takes.
+//!
+//! Python does the same work inside the interpreter: since PEP 475,
+//! `select.poll().poll(timeout)` retries an interrupted call with the
+//! remaining time, and it rounds a float timeout *up* to the next millisecond.
+
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use libc::c_int;
+
+use crate::error::{Error, Result};
+
+/// Returns `ret`, or the `errno` as an [`Error::Sys`] naming `call` and `fd`
+/// when `ret` is `-1`.
+pub(crate) fn check(ret: c_int, call: &'static str, fd: Option<RawFd>) -> Result<c_int> {
+    if ret == -1 {
+        Err(Error::last_os(call, fd))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Every backend refuses negative descriptors the same way, before any
+/// system call: `-1` is what failed calls return, never a descriptor.
+pub(crate) fn check_fd(fd: RawFd) -> Result<()> {
+    if fd < 0 {
+        Err(Error::InvalidFd { fd })
+    } else {
+        Ok(())
+    }
+}
+
+/// The longest wait, in milliseconds, that one call is asked for.
+///
+/// `c_int::MAX` ms is almost 25 days; a longer timeout is waited in several
+/// calls, so nothing overflows into a negative (= infinite) value.
+const MAX_WAIT_MS: u128 = c_int::MAX as u128;
+
+/// Converts what remains of a timeout to the `int` milliseconds that
+/// `poll(2)` and `epoll_wait(2)` take: `-1` for "block", and any non-zero
+/// remainder rounded *up*, because rounding 100 µs down to 0 would turn a
+/// short wait into a busy loop.
+pub(crate) fn timeout_ms(remaining: Option<Duration>) -> c_int {
+    match remaining {
+        None => -1,
+        Some(d) => {
+            let ms = d.as_nanos().div_ceil(1_000_000);
+            ms.min(MAX_WAIT_MS) as c_int
+        }
+    }
+}
+
+/// Calls `wait(ms)` — one `poll`/`epoll_wait`/`select` — until it reports
+/// something, the timeout has fully elapsed, or it fails with an error other
+/// than `EINTR`.
+///
+/// Why a loop: a signal handler interrupts the wait with `EINTR` and the
+/// kernel does not restart these calls (signal(7)); retrying with the
+/// *remaining* time keeps the caller's timeout exact. The kernel may also
+/// return 0 a little before the deadline (timer slack, or our own clamping
+/// of very long timeouts); that too is waited out, so `poll` never reports
+/// "nothing happened" before the time asked for has passed.
+pub(crate) fn wait_retrying(
+    timeout: Option<Duration>,
+    call: &'static str,
+    mut wait: impl FnMut(c_int) -> c_int,
+) -> Result<usize> {
+    // A zero timeout is the hot path of busy loops: no clock reads.
+    if timeout == Some(Duration::ZERO) {
+        return loop {
+            match check(wait(0), call, None) {
+                Ok(n) => break Ok(n as usize),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+    }
+    // `checked_add` is `None` for absurd timeouts such as `Duration::MAX`:
+    // those are treated as "block", which is what they mean.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let mut remaining = deadline.map(|_| timeout.unwrap_or_default());
+    loop {
+        match check(wait(timeout_ms(remaining)), call, None) {
+            Ok(0) => {}
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
+                log::trace!("{call} interrupted by a signal (EINTR): retrying with the time left");
+            }
+            Err(e) => return Err(e),
+        }
+        if let Some(deadline) = deadline {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(0);
+            }
+            remaining = Some(deadline - now);
+        }
+    }
+}
+
+/// Formats a timeout for the trace log: `block`, `0ms`, `500ms`.
+pub(crate) fn show_timeout(ms: c_int) -> String {
+    if ms < 0 {
+        "block".to_owned()
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_millisecond_timeouts_round_up_not_down() {
+        assert_eq!(timeout_ms(Some(Duration::from_micros(100))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1500))), 2);
+        assert_eq!(timeout_ms(Some(Duration::from_millis(50))), 50);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
+    }
+
+    #[test]
+    fn no_timeout_blocks() {
+        assert_eq!(timeout_ms(None), -1);
+    }
+
+    #[test]
+    fn huge_timeouts_are_clamped_not_negative() {
+        assert_eq!(timeout_ms(Some(Duration::MAX)), c_int::MAX);
+        assert_eq!(
+            timeout_ms(Some(Duration::from_secs(u64::MAX / 2))),
+            c_int::MAX
+        );
+    }
+
+    #[test]
+    fn eintr_is_retried_and_other_errors_are_not() {
+        let mut calls = 0;
+        let n = wait_retrying(Some(Duration::from_secs(5)), "test_wait", |_| {
+            calls += 1;
+            if calls < 3 {
+                // SAFETY: __errno_location returns this thread's errno slot.
+                unsafe { *libc::__errno_location() = libc::EINTR };
+                -1
+            } else {
+                2
+            }
+        })
+        .unwrap();
+        assert_eq!((n, calls), (2, 3));
+
+        let err = wait_retrying(None, "test_wait", |_| {
+            // SAFETY: as above.
+            unsafe { *libc::__errno_location() = libc::EBADF };
+            -1
+        })
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+        assert!(err.to_string().starts_with("test_wait failed"));
+    }
+
+    #[test]
+    fn an_early_zero_is_waited_out() {
+        let start = Instant::now();
+        let mut calls = 0;
+        let n = wait_retrying(Some(Duration::from_millis(20)), "test_wait", |_| {
+            calls += 1;
+            0 // a kernel that always returns at once
+        })
+        .unwrap();
+        assert_eq!(n, 0);
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        assert!(calls > 1);
+    }
+}
