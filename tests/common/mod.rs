@@ -1,0 +1,273 @@
+//! Helpers shared by every integration test: socket pairs, event
+//! expectations that name their backend, and the harness that runs an
+//! example binary as a user would (port 0, wait for `listening on`).
+//!
+//! Each test file includes this with `mod common;` and uses what it needs.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use reactor::{AnyPoller, Backend, Event, Events, Poller};
+
+/// Generous default for "this should happen soon" (the machine is noisy).
+pub const SOON: Duration = Duration::from_secs(5);
+
+/// A poller of the backend named `name` (`"select"`, `"poll"`, `"epoll"`).
+pub fn new_poller(name: &str) -> AnyPoller {
+    let backend: Backend = name.parse().expect("backend name");
+    backend.new_poller().expect("create poller")
+}
+
+/// A connected, non-blocking `AF_UNIX` stream pair.
+pub fn socket_pair() -> (UnixStream, UnixStream) {
+    let (a, b) = UnixStream::pair().expect("socketpair");
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    (a, b)
+}
+
+/// Polls until an event for `key` arrives (other keys' events, and
+/// spurious wake-ups, are skipped) and returns it; fails after `SOON`.
+#[track_caller]
+pub fn expect_event(poller: &mut impl Poller, key: usize) -> Event {
+    let deadline = Instant::now() + SOON;
+    let mut events = Events::with_capacity(64);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "[{}] no event for key {key} within {SOON:?}", poller.name());
+        poller.poll(&mut events, Some(left)).unwrap_or_else(|e| panic!("[{}] poll: {e}", poller.name()));
+        if let Some(event) = events.iter().find(|e| e.key() == key) {
+            return *event;
+        }
+    }
+}
+
+/// Polls for `wait` and fails if an event for `key` arrives. Events for
+/// other keys are tolerated.
+#[track_caller]
+pub fn expect_no_event(poller: &mut impl Poller, key: usize, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    let mut events = Events::with_capacity(64);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        poller.poll(&mut events, Some(left)).unwrap_or_else(|e| panic!("[{}] poll: {e}", poller.name()));
+        if let Some(event) = events.iter().find(|e| e.key() == key) {
+            panic!("[{}] unexpected event {event:?}", poller.name());
+        }
+    }
+}
+
+/// Where cargo put the example binaries: `target/<profile>/examples/`,
+/// found from this test binary's own path (`target/<profile>/deps/<test>`),
+/// so it works under any `CARGO_TARGET_DIR`.
+pub fn example_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let path = profile_dir.join("examples").join(name);
+    assert!(path.exists(), "example binary {} not built (cargo test builds examples)", path.display());
+    path
+}
+
+/// A running example program, killed when dropped.
+pub struct Example {
+    /// The process.
+    pub child: Child,
+    /// Its stdin, if it was asked for.
+    pub stdin: Option<ChildStdin>,
+    /// The address (or path) from its `listening on` line.
+    pub listening_on: String,
+    /// Lines of stdout after the `listening on` line.
+    lines: Receiver<String>,
+    /// Lines of stderr.
+    errors: Receiver<String>,
+}
+
+impl Example {
+    /// Starts example `name` with `args` and waits for its `listening on …
+    /// (backend: …)` line. Pass `--addr 127.0.0.1:0` (or `--path`) yourself.
+    #[track_caller]
+    pub fn start(name: &str, args: &[&str]) -> Example {
+        Example::start_with(name, args, |_| {})
+    }
+
+    /// As [`Example::start`], with a hook to adjust the `Command` (set an
+    /// rlimit in `pre_exec`, an environment variable, piped stdin).
+    #[track_caller]
+    pub fn start_with(name: &str, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Example {
+        let mut command = Command::new(example_path(name));
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("REACTOR_BACKEND");
+        adjust(&mut command);
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stdin = child.stdin.take();
+        let lines = read_lines(child.stdout.take().unwrap());
+        let errors = read_lines(child.stderr.take().unwrap());
+        let mut example = Example { child, stdin, listening_on: String::new(), lines, errors };
+        let first = example
+            .next_line(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("{name} {args:?} printed no `listening on` line; stderr: {}", example.stderr()));
+        let rest = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{name}: first line {first:?} is not `listening on …`"));
+        let (addr, backend) = rest.split_once(" (backend: ").expect("`(backend: …)` in the listening line");
+        assert!(backend.ends_with(')'), "{first:?}");
+        example.listening_on = addr.to_owned();
+        example
+    }
+
+    /// The TCP address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.listening_on.parse().expect("a socket address")
+    }
+
+    /// The next line of stdout, or `None` after `wait`.
+    pub fn next_line(&self, wait: Duration) -> Option<String> {
+        self.lines.recv_timeout(wait).ok()
+    }
+
+    /// Reads stdout until a line satisfies `want`; fails after `SOON`.
+    #[track_caller]
+    pub fn expect_line(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + SOON;
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if want(&line) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    panic!("no stdout line {what} within {SOON:?}; stderr: {}", self.stderr())
+                }
+            }
+        }
+    }
+
+    /// Everything printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.errors.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill only sends a signal to our own child.
+        assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0, "kill");
+    }
+
+    /// Waits for the process to exit; fails (and kills it) after `wait`.
+    #[track_caller]
+    pub fn wait_exit(&mut self, wait: Duration) -> ExitStatus {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("process did not exit within {wait:?}; stderr: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Forwards each line of `pipe` into a channel, so reads can time out.
+fn read_lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// CPU time (user + system, in clock ticks) a process has used, from
+/// `/proc/<pid>/stat` fields 14 and 15: the busy-loop detector.
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/<pid>/stat");
+    // The command name (field 2) may hold spaces; count from after its ')'.
+    let after = &stat[stat.rfind(')').expect("')' in stat") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Fraction of one core that `pid` used during `window`.
+pub fn cpu_share(pid: i32, window: Duration) -> f64 {
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let before = cpu_ticks(pid);
+    std::thread::sleep(window);
+    (cpu_ticks(pid) - before) as f64 / hz / window.as_secs_f64()
+}
+
+/// How many descriptors `pid` has open.
+pub fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Children of `ppid` that are zombies (state `Z`).
+pub fn zombies(ppid: i32) -> Vec<i32> {
+    children(ppid).into_iter().filter(|&(_, state)| state == 'Z').map(|(pid, _)| pid).collect()
+}
+
+/// `(pid, state)` of every child of `ppid`, from `/proc/*/stat`.
+pub fn children(ppid: i32) -> Vec<(i32, char)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        if fields.len() > 1 && fields[1].parse::<i32>() == Ok(ppid) {
+            out.push((pid, fields[0].chars().next().unwrap_or('?')));
+        }
+    }
+    out
+}
+
+/// A close-on-exec copy of `fd` numbered `target` or above (`F_DUPFD_CLOEXEC`),
+/// for tests that need high descriptor numbers.
+pub fn dup_at_least(fd: &impl AsRawFd, target: i32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own; the result is
+    // a new descriptor nothing else owns.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, target) };
+    assert!(new >= target, "F_DUPFD_CLOEXEC to {target}: {}", std::io::Error::last_os_error());
+    // SAFETY: `new` is a fresh descriptor owned by no one else.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(new) }
+}
+
+/// Runs `test` once per backend name, so one body covers all three.
+pub fn for_each_backend(test: impl Fn(&str)) {
+    for backend in Backend::ALL {
+        test(backend.name());
+    }
+}
