@@ -20,7 +20,7 @@ use crate::interest::Trigger;
 /// # Examples
 ///
 /// ```
-/// use reactor::{Backend, Error, Interest, Trigger};
+/// use reactor::{Backend, Error, Interest, Poller, Trigger};
 ///
 /// let mut poller = Backend::Select.new_poller()?;
 /// let err = poller.register(1500, 0, Interest::READABLE, Trigger::Level).unwrap_err();
@@ -159,7 +159,7 @@ impl Error {
     /// # Examples
     ///
     /// ```
-    /// use reactor::{Backend, Interest, Trigger};
+    /// use reactor::{Backend, Interest, Poller, Trigger};
     ///
     /// let mut poller = Backend::Epoll.new_poller()?;
     /// // 10_000 is (almost certainly) not an open descriptor here.

@@ -33,7 +33,7 @@ use std::fmt;
 /// use std::io::Write;
 /// use std::os::fd::AsRawFd;
 /// use std::os::unix::net::UnixStream;
-/// use reactor::{Backend, Events, Interest, Trigger};
+/// use reactor::{Backend, Events, Interest, Poller, Trigger};
 ///
 /// let (a, mut b) = UnixStream::pair()?;
 /// let mut poller = Backend::Poll.new_poller()?;

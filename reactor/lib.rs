@@ -92,6 +92,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod accept;
+pub mod codec;
 mod error;
 mod event;
 mod interest;
@@ -102,6 +103,7 @@ mod sys;
 mod waker;
 
 pub use crate::accept::{Accepted, Acceptor};
+pub use crate::codec::{Line, LineBuffer, Struct, Value, Values};
 pub use crate::error::{Error, Result};
 pub use crate::event::{Event, Events};
 pub use crate::interest::{Interest, Trigger};

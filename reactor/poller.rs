@@ -143,7 +143,7 @@ pub trait Poller {
 /// # Examples
 ///
 /// ```
-/// use reactor::Backend;
+/// use reactor::{Backend, Poller};
 ///
 /// let backend: Backend = "poll".parse()?;
 /// assert_eq!(backend, Backend::Poll);
