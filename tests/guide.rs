@@ -637,9 +637,17 @@ fn shell_words_split_like_sh() {
 
 #[test]
 fn every_command_in_the_guide_runs() {
-    let files = guide_files();
+    // GUIDE_FILE=03 runs only the files whose name contains "03" (for writers).
+    let only = std::env::var("GUIDE_FILE").ok();
+    let files: Vec<PathBuf> = guide_files()
+        .into_iter()
+        .filter(|f| {
+            only.as_deref()
+                .is_none_or(|o| f.to_string_lossy().contains(o))
+        })
+        .collect();
     assert!(
-        files.len() >= 8,
+        only.is_some() || files.len() >= 8,
         "the table of contents and seven chapters: {files:?}"
     );
     let mut n = 0;
@@ -651,7 +659,7 @@ fn every_command_in_the_guide_runs() {
         }
     }
     assert!(
-        commands >= 10,
+        only.is_some() || commands >= 10,
         "only {commands} commands found: is the `sh` tag still used?"
     );
 }
