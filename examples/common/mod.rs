@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod course_server;
+pub mod echo_engine;
 
 use std::fmt::Display;
 use std::io::Write;
