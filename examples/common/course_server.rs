@@ -183,7 +183,7 @@ fn serve(client: &mut Client, readable: bool, writable: bool) -> Next {
 /// back from the previous chunk; an incomplete character at the end is held
 /// back in `partial` for the next one. `None` if there is nothing to print
 /// yet (the chunk was only the start of a character).
-fn decode(partial: &mut Vec<u8>, chunk: &[u8]) -> Option<String> {
+pub fn decode(partial: &mut Vec<u8>, chunk: &[u8]) -> Option<String> {
     partial.extend_from_slice(chunk);
     let end = partial.len() - incomplete_tail(partial);
     let held = partial.split_off(end);
