@@ -10,6 +10,7 @@
 
 pub mod course_server;
 pub mod echo_engine;
+pub mod records;
 
 use std::fmt::Display;
 use std::io::Write;
