@@ -274,7 +274,8 @@ fn sessions(file: &Path) -> Vec<Session> {
                 _ => {}
             }
             after_sh = false;
-        } else if !line.trim().is_empty() {
+        } else if !line.trim().is_empty() && !line.trim_start().starts_with("<!--") {
+            // Blank lines and HTML comments may sit between `sh` and `output`.
             after_sh = false;
         }
     }
