@@ -63,6 +63,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use common::echo_engine::{self, EchoConfig};
 use reactor::{Backend, ChildMode, Events, Interest, Pidfd, Reactor, Reaper, Signals, Token};
 
 /// A pre-forking echo server: N worker processes share one listener.
@@ -387,7 +388,7 @@ fn worker(listener: libc::c_int, backend: Backend) -> ! {
                 return 1;
             }
         };
-        match echo::serve(listener, backend, stop, &echo::EchoConfig::default()) {
+        match echo_engine::serve(listener, backend, stop, &EchoConfig::default()) {
             Ok(()) => 0,
             Err(err) => {
                 eprintln!("worker: {err}");
@@ -440,156 +441,4 @@ fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
-}
-
-/// A small echo loop standing in for `common::echo_engine` until that
-/// lands: same signature, so switching is one line.
-mod echo {
-    use std::io::{ErrorKind, Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::os::fd::{AsFd, BorrowedFd};
-
-    use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, Token};
-
-    /// Limits of the echo loop.
-    pub struct EchoConfig {
-        /// Stop reading from a client whose unsent echo exceeds this.
-        pub max_pending: usize,
-    }
-
-    impl Default for EchoConfig {
-        fn default() -> EchoConfig {
-            EchoConfig {
-                max_pending: 256 * 1024,
-            }
-        }
-    }
-
-    enum Source {
-        Listener(TcpListener),
-        Stop(Signals),
-        Client { stream: TcpStream, pending: Vec<u8> },
-    }
-
-    impl AsFd for Source {
-        fn as_fd(&self) -> BorrowedFd<'_> {
-            match self {
-                Source::Listener(l) => l.as_fd(),
-                Source::Stop(s) => s.as_fd(),
-                Source::Client { stream, .. } => stream.as_fd(),
-            }
-        }
-    }
-
-    /// Echoes every byte back until `stop` fires.
-    pub fn serve(
-        listener: TcpListener,
-        backend: Backend,
-        stop: Signals,
-        config: &EchoConfig,
-    ) -> reactor::Result<()> {
-        let mut reactor: Reactor<Source> = Reactor::with_backend(backend)?;
-        let listen = reactor
-            .insert(Source::Listener(listener), Interest::READABLE)
-            .map_err(|e| e.error)?;
-        reactor
-            .insert(Source::Stop(stop), Interest::READABLE)
-            .map_err(|e| e.error)?;
-        let mut acceptor = Acceptor::new();
-        let mut events = Events::with_capacity(256);
-        loop {
-            reactor.poll(&mut events, None)?;
-            for event in &events {
-                let token = event.token();
-                match reactor.get_mut(token) {
-                    None => {}
-                    // Empty: spurious, not a signal.
-                    Some(Source::Stop(signals)) => {
-                        let arrived = signals.read()?;
-                        if !arrived.is_empty() {
-                            return Ok(());
-                        }
-                    }
-                    Some(Source::Listener(_)) => accept_all(&mut reactor, listen, &mut acceptor)?,
-                    Some(Source::Client { stream, pending }) => {
-                        let next = pump(stream, pending, config.max_pending);
-                        match next {
-                            Some(interest) => {
-                                if reactor.modify(token, interest).is_err() {
-                                    let _ = reactor.remove(token);
-                                }
-                            }
-                            None => {
-                                let _ = reactor.remove(token);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn accept_all(
-        reactor: &mut Reactor<Source>,
-        listen: Token,
-        acceptor: &mut Acceptor,
-    ) -> reactor::Result<()> {
-        loop {
-            let Some(Source::Listener(listener)) = reactor.get(listen) else {
-                return Ok(());
-            };
-            match acceptor.accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true)) {
-                Ok(Accepted::Connection((stream, _))) => {
-                    let client = Source::Client {
-                        stream,
-                        pending: Vec::new(),
-                    };
-                    if let Err(refused) = reactor.insert(client, Interest::READABLE) {
-                        log::warn!("connection refused: {}", refused.error);
-                    }
-                }
-                Ok(Accepted::Shed) => continue,
-                Ok(Accepted::Drained) => return Ok(()),
-                Err(err) => {
-                    return Err(reactor::Error::Sys {
-                        call: "accept",
-                        fd: None,
-                        source: err,
-                    });
-                }
-            }
-        }
-    }
-
-    /// Reads what is there (while the queue has room), writes what it can;
-    /// returns the interest to keep, or `None` to close.
-    fn pump(stream: &mut TcpStream, pending: &mut Vec<u8>, max: usize) -> Option<Interest> {
-        let mut buf = [0u8; 16 * 1024];
-        while pending.len() < max {
-            match stream.read(&mut buf) {
-                Ok(0) => return None,
-                Ok(n) => pending.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return None,
-            }
-        }
-        while !pending.is_empty() {
-            match stream.write(pending) {
-                Ok(0) => return None,
-                Ok(n) => {
-                    pending.drain(..n);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return None,
-            }
-        }
-        Some(match (pending.is_empty(), pending.len() >= max) {
-            (true, _) => Interest::READABLE,
-            // Backpressure: stop reading until the client reads.
-            (false, true) => Interest::WRITABLE,
-            (false, false) => Interest::READABLE | Interest::WRITABLE,
-        })
-    }
 }
