@@ -92,6 +92,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod accept;
+mod child;
 pub mod codec;
 mod error;
 mod event;
@@ -104,6 +105,7 @@ pub mod timer;
 mod waker;
 
 pub use crate::accept::{Accepted, Acceptor};
+pub use crate::child::{ChildMode, ExitStatus, Pidfd, Reaper, reap_exited};
 pub use crate::codec::{Line, LineBuffer, Struct, Value, Values};
 pub use crate::error::{Error, Result};
 pub use crate::event::{Event, Events};

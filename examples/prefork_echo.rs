@@ -1,0 +1,444 @@
+//! `prefork_echo`: the course's fork lessons as a server. The parent binds
+//! the listener, forks `--workers N` children that each serve echo on it,
+//! and supervises them: it reaps every worker that exits, replaces the ones
+//! that died unexpectedly, and on SIGINT/SIGTERM stops them all and exits 0.
+//!
+//! ```text
+//! cargo run --example prefork_echo -- --addr 127.0.0.1:8888 --workers 4
+//! ps --ppid <parent pid>           # the workers; never a <defunct> (zombie) among them
+//! kill -9 <a worker pid>           # → worker <pid> exited: killed by SIGKILL
+//!                                  #   worker <new pid> started
+//! kill <parent pid>                # → every worker stopped and reaped, exit 0
+//! RUST_LOG=reactor=trace cargo run --example prefork_echo   # pidfd_open, waitid, …
+//! ```
+//!
+//! The course's fork pattern, and what changes here:
+//!
+//! ```python
+//! pid = os.fork()
+//! if pid < 0:   print("create process failed")
+//! elif pid == 0: handle(c); os._exit(0)          # the child
+//! else:          signal.signal(SIGCHLD, SIG_IGN)  # the parent: auto-reap
+//! ```
+//!
+//! - **Reaping.** The course ignores SIGCHLD so the kernel reaps for it
+//!   (`SIG_IGN`), which throws away the exit status a supervisor needs to
+//!   say *why* a worker died. Here the parent's reactor watches the workers
+//!   (one pidfd each, or SIGCHLD through the self-pipe with `--child-mode
+//!   sigchld`) and reaps each with `waitid`/`waitpid(-1, WNOHANG)` until none
+//!   is left: no zombie (僵尸进程) outlives one turn of the loop. See
+//!   `reactor::Pidfd` and `reactor::Reaper`.
+//! - **Each child builds its own poller after the fork.** An epoll instance
+//!   is a kernel object; `fork` copies the *descriptor*, not the instance,
+//!   so parent and child would share one interest list. A child's
+//!   `EPOLL_CTL_DEL` (or `ADD`) would change the parent's registrations, and
+//!   the two would steal each other's events. So the worker first closes
+//!   every inherited descriptor except stdio and the listener (the parent's
+//!   epoll, its signal pipes, its siblings' pidfds), then makes a new
+//!   reactor and its own `Signals` (which take SIGTERM over from the
+//!   handlers it inherited: see `reactor::Signals` on fork).
+//! - **No parent code runs twice.** Everything is flushed before `fork`, so
+//!   no buffered line is printed by both processes. The worker never returns
+//!   into the parent's code: it ends with `_exit`, even if it panics, so no
+//!   destructor of the parent's objects runs in the child.
+//! - **One inherited listener.** All workers accept on the same listening
+//!   socket, inherited across `fork` (the kernel wakes them all; one wins
+//!   the `accept`, the others see `EAGAIN`). The alternative is
+//!   `SO_REUSEPORT`: one listener per worker on the same port, and the
+//!   kernel spreads connections among them by hash — fairer under load, but
+//!   connections queued on a dying worker's socket are lost with it.
+//! - **fork in a Rust program.** Only the calling thread survives `fork`,
+//!   so a lock held by another thread stays locked forever in the child.
+//!   This program forks only while it has a single thread, and checks it.
+//! - **fork failing** (`EAGAIN`: too many processes; `ENOMEM`) is logged and
+//!   retried later; restarts are rate-limited to `--workers` per second, so
+//!   a worker that crashes at start-up cannot become a fork bomb.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use common::echo_engine::{self, EchoConfig};
+use reactor::{Backend, ChildMode, Events, Interest, Pidfd, Reactor, Reaper, Signals, Token};
+
+/// A pre-forking echo server: N worker processes share one listener.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    net: common::NetArgs,
+    /// Worker processes [default: number of CPUs]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
+    /// How the parent learns that workers exited: pidfd or sigchld [default: pidfd if the kernel has it]
+    #[arg(long)]
+    child_mode: Option<ChildMode>,
+}
+
+/// How long workers get to stop after SIGTERM before they are killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long to wait before retrying a failed `fork`.
+const FORK_RETRY: Duration = Duration::from_millis(200);
+
+/// What the parent's reactor watches.
+enum Source {
+    /// SIGINT and SIGTERM: stop everything.
+    Stop(Signals),
+    /// SIGCHLD mode: one source for all workers.
+    Reaper(Reaper),
+    /// pidfd mode: one per worker.
+    Worker(Pidfd),
+}
+
+impl std::os::fd::AsFd for Source {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Source::Stop(s) => s.as_fd(),
+            Source::Reaper(r) => r.as_fd(),
+            Source::Worker(p) => p.as_fd(),
+        }
+    }
+}
+
+/// The parent: its reactor, the listener it hands to workers, and who is alive.
+struct Supervisor {
+    reactor: Reactor<Source>,
+    listener: Option<TcpListener>,
+    backend: Backend,
+    mode: ChildMode,
+    /// Size of the pool.
+    workers: usize,
+    /// Live workers: pid → their pidfd's token (pidfd mode).
+    live: HashMap<libc::pid_t, Option<Token>>,
+    /// Workers to start as soon as the rate limit and `fork` allow.
+    owed: usize,
+    /// Earliest time to try starting owed workers again.
+    retry_at: Option<Instant>,
+    /// Starts in the current one-second window, for the rate limit.
+    window: (Instant, usize),
+    /// Set once SIGINT/SIGTERM arrived: when the workers were told to stop.
+    stopping: Option<Instant>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    common::init_logging();
+    let backend = cli.net.backend.choose(Backend::Epoll);
+    let workers = cli.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let mode = cli.child_mode.unwrap_or_else(ChildMode::detect);
+    ensure_single_threaded();
+
+    // Blocking listener? No: each worker polls it, so it must be non-blocking,
+    // and the flag lives on the shared open file description.
+    let listener = common::bind_tcp(&cli.net.addr);
+    let local = listener
+        .local_addr()
+        .unwrap_or_else(|err| common::fail(err));
+    let mut reactor: Reactor<Source> =
+        Reactor::with_backend(backend).unwrap_or_else(|err| common::fail(err));
+    reactor
+        .insert(Source::Stop(common::stop_signals()), Interest::READABLE)
+        .unwrap_or_else(|err| common::fail(err.error));
+    if mode == ChildMode::Sigchld {
+        let reaper = Reaper::new().unwrap_or_else(|err| common::fail(err));
+        reactor
+            .insert(Source::Reaper(reaper), Interest::READABLE)
+            .unwrap_or_else(|err| common::fail(err.error));
+    }
+    log::info!("{workers} workers, child mode {mode}");
+    common::announce(local, backend);
+
+    let mut supervisor = Supervisor {
+        reactor,
+        listener: Some(listener),
+        backend,
+        mode,
+        workers,
+        live: HashMap::new(),
+        owed: workers,
+        retry_at: None,
+        window: (Instant::now(), 0),
+        stopping: None,
+    };
+    supervisor.run();
+    std::process::exit(0);
+}
+
+impl Supervisor {
+    /// The parent's loop: until stopped and every worker is reaped.
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(64);
+        self.start_owed();
+        // The first workers are not restarts: the rate limit starts now.
+        self.window = (Instant::now(), 0);
+        loop {
+            if self.stopping.is_some() && self.live.is_empty() {
+                say("all workers stopped");
+                return;
+            }
+            let timeout = self.next_timeout();
+            if let Err(err) = self.reactor.poll(&mut events, timeout) {
+                common::fail(format_args!("poll: {err}"));
+            }
+            let mut stop = false;
+            let mut exited = Vec::new();
+            for event in &events {
+                let token = event.token();
+                match self.reactor.get_mut(token) {
+                    None => {}
+                    Some(Source::Stop(signals)) => {
+                        stop |= !signals.read().unwrap_or_default().is_empty();
+                    }
+                    Some(Source::Reaper(reaper)) => match reaper.reap() {
+                        Ok(reaped) => exited.extend(reaped),
+                        Err(err) => log::error!("reaping: {err}"),
+                    },
+                    Some(Source::Worker(pidfd)) => {
+                        let pid = pidfd.pid();
+                        match pidfd.try_wait() {
+                            Ok(Some(status)) => exited.push((pid, status)),
+                            Ok(None) => {}
+                            Err(err) => {
+                                // Reaped by someone else (SIG_IGN?): the status is lost.
+                                log::error!("waitid on worker {pid}: {err}");
+                                self.forget(pid);
+                            }
+                        }
+                    }
+                }
+            }
+            for (pid, status) in exited {
+                self.forget(pid);
+                say(&format!("worker {pid} exited: {status}"));
+                if self.stopping.is_none() {
+                    self.owed += 1;
+                }
+            }
+            if stop {
+                self.stop();
+            }
+            self.check_stop_deadline();
+            self.start_owed();
+        }
+    }
+
+    /// How long `poll` may wait: until a retry or the stop deadline.
+    fn next_timeout(&self) -> Option<Duration> {
+        let deadline = match self.stopping {
+            Some(since) => Some(since + STOP_GRACE),
+            None if self.owed > 0 => self.retry_at,
+            None => None,
+        };
+        deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Stops watching `pid` (it has been reaped).
+    fn forget(&mut self, pid: libc::pid_t) {
+        if let Some(Some(token)) = self.live.remove(&pid) {
+            let _ = self.reactor.remove(token);
+        }
+    }
+
+    /// SIGINT/SIGTERM: close the listener, tell every worker to stop. A
+    /// second signal kills them at once.
+    fn stop(&mut self) {
+        let signal = if self.stopping.is_some() {
+            say("second stop signal: killing the workers");
+            libc::SIGKILL
+        } else {
+            say("stopping workers");
+            self.stopping = Some(Instant::now());
+            libc::SIGTERM
+        };
+        self.listener = None;
+        self.owed = 0;
+        self.signal_all(signal);
+    }
+
+    /// Past the grace period, workers that ignored SIGTERM are killed.
+    fn check_stop_deadline(&mut self) {
+        if let Some(since) = self.stopping {
+            if since.elapsed() >= STOP_GRACE && !self.live.is_empty() {
+                log::warn!("workers still alive after {STOP_GRACE:?}: SIGKILL");
+                self.signal_all(libc::SIGKILL);
+                self.stopping = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Sends `signal` to every live worker (through its pidfd when there is
+    /// one, which cannot hit a recycled pid).
+    fn signal_all(&self, signal: libc::c_int) {
+        for (&pid, &token) in &self.live {
+            let sent = match token.and_then(|t| self.reactor.get(t)) {
+                Some(Source::Worker(pidfd)) => pidfd.send_signal(signal).map_err(|e| e.to_string()),
+                // SAFETY: `pid` is our unreaped child, so the pid cannot
+                // have been reused yet.
+                _ => match unsafe { libc::kill(pid, signal) } {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error().to_string()),
+                },
+            };
+            if let Err(err) = sent {
+                log::warn!("signalling worker {pid}: {err}");
+            }
+        }
+    }
+
+    /// Starts the workers owed, within the rate limit; on `fork` failure,
+    /// tries again after `FORK_RETRY`.
+    fn start_owed(&mut self) {
+        let now = Instant::now();
+        if self.retry_at.is_some_and(|at| now < at) {
+            return;
+        }
+        self.retry_at = None;
+        while self.owed > 0 && self.stopping.is_none() {
+            if now.duration_since(self.window.0) >= Duration::from_secs(1) {
+                self.window = (now, 0);
+            }
+            if self.window.1 >= self.workers {
+                log::warn!("restart limit ({} a second) reached: waiting", self.workers);
+                self.retry_at = Some(self.window.0 + Duration::from_secs(1));
+                return;
+            }
+            match self.spawn_worker() {
+                Ok(()) => {
+                    self.owed -= 1;
+                    self.window.1 += 1;
+                }
+                Err(err) => {
+                    eprintln!("fork failed: {err}; retrying in {FORK_RETRY:?}");
+                    self.retry_at = Some(now + FORK_RETRY);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Forks one worker and starts watching it.
+    fn spawn_worker(&mut self) -> std::io::Result<()> {
+        let Some(listener) = self.listener.as_ref().map(|l| l.as_raw_fd()) else {
+            return Ok(());
+        };
+        // Anything buffered now would be printed by both processes.
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        // SAFETY: this process is single-threaded (checked at start), so the
+        // child gets a consistent copy of every lock; it runs only
+        // `worker`, which never returns into this code.
+        let pid = unsafe { libc::fork() };
+        match pid {
+            -1 => Err(std::io::Error::last_os_error()),
+            0 => worker(listener, self.backend),
+            pid => {
+                let token = match self.mode {
+                    ChildMode::Sigchld => None,
+                    ChildMode::Pidfd => match Pidfd::open(pid) {
+                        Ok(pidfd) => match self
+                            .reactor
+                            .insert(Source::Worker(pidfd), Interest::READABLE)
+                        {
+                            Ok(token) => Some(token),
+                            Err(err) => return Err(self.abandon(pid, err.error)),
+                        },
+                        Err(err) => return Err(self.abandon(pid, err)),
+                    },
+                };
+                self.live.insert(pid, token);
+                say(&format!("worker {pid} started"));
+                Ok(())
+            }
+        }
+    }
+
+    /// A worker we cannot watch is killed and reaped at once, so it never
+    /// becomes an unwatched zombie.
+    fn abandon(&self, pid: libc::pid_t, err: reactor::Error) -> std::io::Error {
+        // SAFETY: `pid` is our unreaped child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let mut status = 0;
+        // SAFETY: blocking wait for a child we just killed; `status` is writable.
+        while unsafe { libc::waitpid(pid, &mut status, 0) } == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+        {}
+        std::io::Error::other(format!("cannot watch worker {pid}: {err}"))
+    }
+}
+
+/// The worker, in the child after `fork`. Never returns: ends with `_exit`.
+fn worker(listener: libc::c_int, backend: Backend) -> ! {
+    let code = std::panic::catch_unwind(|| {
+        close_inherited(listener);
+        // SAFETY: the parent gave us this descriptor and close_inherited
+        // kept it; from here on this OwnedFd is its only owner in this process.
+        let listener = unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(listener) };
+        let stop = match Signals::new(&[libc::SIGTERM, libc::SIGINT]) {
+            Ok(stop) => stop,
+            Err(err) => {
+                eprintln!("worker: cannot install signal handlers: {err}");
+                return 1;
+            }
+        };
+        match echo_engine::serve(listener, backend, stop, &EchoConfig::default()) {
+            Ok(()) => 0,
+            Err(err) => {
+                eprintln!("worker: {err}");
+                1
+            }
+        }
+    })
+    .unwrap_or(101);
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit ends the process without running atexit handlers or
+    // destructors, none of which belong to this child.
+    unsafe { libc::_exit(code) }
+}
+
+/// Closes every descriptor above stderr except `keep`: the parent's epoll
+/// instance, signal pipes and pidfds must not be used (or kept open) here.
+fn close_inherited(keep: libc::c_int) {
+    for (first, last) in [(3, keep - 1), (keep + 1, libc::c_int::MAX)] {
+        if first > last {
+            continue;
+        }
+        // SAFETY: close_range takes no pointers; the descriptors it closes
+        // belong to objects of the parent that this process never uses
+        // (it never returns into the parent's code).
+        let ret = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0) };
+        if ret == -1 {
+            log::warn!(
+                "close_range({first}, {last}): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+/// Exits with an error unless this process has exactly one thread.
+fn ensure_single_threaded() {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1);
+    if threads != 1 {
+        common::fail(format_args!(
+            "prefork_echo must fork from a single thread; it has {threads}"
+        ));
+    }
+}
+
+/// Prints a line to stdout and flushes it at once (tests read it, and it
+/// must not linger in a buffer that `fork` would copy).
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
