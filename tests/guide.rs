@@ -520,6 +520,7 @@ fn run_session(session: &Session, n: &mut usize) {
         if let What::Example { name, args } = &line.what {
             if matches!(role(name), Role::TcpServer | Role::UnixServer) {
                 *n += 1;
+                eprintln!("guide: {}: server {name} {args:?}", line.at);
                 servers.push(start_server(name, args, &line.env, &line.at, *n));
             }
         }
@@ -537,6 +538,7 @@ fn run_session(session: &Session, n: &mut usize) {
         }
     }
     for line in &session.lines {
+        eprintln!("guide: {}: {:?}", line.at, line.what);
         let stdout = match &line.what {
             What::Example { name, args } => match role(name) {
                 Role::TcpServer | Role::UnixServer => continue,
