@@ -679,3 +679,44 @@ fn the_table_of_contents_links_every_chapter() {
         );
     }
 }
+
+/// The `triggers` example on every backend: level and oneshot behave the
+/// same everywhere, edge is shown on epoll and refused (with the typed
+/// error's message) on select and poll.
+#[test]
+fn triggers_shows_each_trigger_on_every_backend() {
+    common::for_each_backend(|backend| {
+        let mut command = Command::new(example_path("triggers"));
+        command.args(["--backend", backend]);
+        let out = run_to_end(command, "", &format!("triggers --backend {backend}"));
+        let row = |name: &str| {
+            out.lines()
+                .find(|l| l.starts_with(&format!("{name:<9}")))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+                .unwrap_or_else(|| panic!("[{backend}] no summary row for {name}:\n{out}"))
+        };
+        let closed = if backend == "select" {
+            "IN"
+        } else {
+            "IN|RDHUP|HUP"
+        };
+        assert_eq!(
+            row("level"),
+            format!("IN IN IN IN - {closed}"),
+            "[{backend}]\n{out}"
+        );
+        assert_eq!(row("oneshot"), "IN - - IN - -", "[{backend}]\n{out}");
+        if backend == "epoll" {
+            assert_eq!(
+                row("edge"),
+                "IN - IN - - IN|RDHUP|HUP",
+                "[{backend}]\n{out}"
+            );
+        } else {
+            assert!(
+                out.contains(&format!("the {backend} backend has no edge triggering")),
+                "[{backend}] edge not refused with Error::Unsupported:\n{out}"
+            );
+        }
+    });
+}
