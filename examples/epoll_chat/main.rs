@@ -56,6 +56,9 @@ use crate::room::Room;
 /// long shutdown waits for every queue to drain.
 const CLOSE_BOUND: Duration = Duration::from_secs(1);
 
+/// Most connections accepted (or refused) per turn of the loop.
+const ACCEPT_BATCH: usize = 64;
+
 /// The course's group chat room: log in with a name, chat with everyone.
 #[derive(Parser, Debug)]
 #[command(version)]
@@ -249,10 +252,16 @@ impl Chat {
         }
     }
 
-    /// Accepts every waiting connection; past `--max-clients`, answers
+    /// Accepts waiting connections, at most [`ACCEPT_BATCH`] per turn so a
+    /// flood cannot starve the members (the listener is level-triggered:
+    /// the rest wait for the next turn); past `--max-clients`, answers
     /// `! room full` and closes.
     fn accept_all(&mut self, listen: Token) {
-        loop {
+        // The cap also bounds `Acceptor`'s out-of-descriptors path, which
+        // reports `Shed` even when its retry found the backlog empty (Linux
+        // reports EMFILE before it looks at the backlog): without it this
+        // loop would spin for as long as descriptors stay exhausted.
+        for _ in 0..ACCEPT_BATCH {
             let Some(Source::Listener(listener)) = self.reactor.get(listen) else {
                 return;
             };
