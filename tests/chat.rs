@@ -151,6 +151,16 @@ fn set_int_opt(stream: &TcpStream, level: libc::c_int, opt: libc::c_int, value: 
     assert_eq!(ret, 0, "setsockopt: {}", std::io::Error::last_os_error());
 }
 
+/// Resident memory of `pid`, in KiB.
+fn vm_rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// Closes with an RST instead of a FIN (SO_LINGER {on, 0}).
 fn reset(peer: Peer) {
     let linger = libc::linger {
@@ -563,6 +573,11 @@ fn slow_consumer_is_dropped_and_the_room_gets_everything_in_order() {
         drop(x);
         z.send("/who");
         z.expect("* online: z, y");
+        let rss = vm_rss_kib(chat.pid());
+        assert!(
+            rss < 64 * 1024,
+            "[{backend}] server RSS {rss} KiB after the flood"
+        );
     });
 }
 

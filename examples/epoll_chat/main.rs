@@ -141,8 +141,9 @@ struct Chat {
     clients: usize,
     /// Clients with lines queued this turn, flushed at its end.
     dirty: Vec<Token>,
-    /// Clients whose queue overflowed, dropped at the end of the turn.
-    too_slow: Vec<Token>,
+    /// Clients to drop at the end of the turn (queue overflowed, or a
+    /// write failed), and how to announce it.
+    doomed: Vec<(Token, Leave)>,
     /// Set by SIGINT/SIGTERM: everyone is closing, exit by this instant.
     stopping: Option<Instant>,
 }
@@ -177,7 +178,7 @@ fn main() {
         acceptor: Acceptor::new(),
         clients: 0,
         dirty: Vec::new(),
-        too_slow: Vec::new(),
+        doomed: Vec::new(),
         stopping: None,
     };
     common::announce(local, backend);
@@ -561,22 +562,27 @@ impl Chat {
         let Some(Source::Client(client)) = self.reactor.get_mut(token) else {
             return;
         };
-        if client.queue.push(line.clone()) {
-            if !client.dirty {
-                client.dirty = true;
-                self.dirty.push(token);
-            }
+        if client.doomed {
             return;
         }
-        let flushed = client.queue.write_to(&mut client.stream).is_ok();
-        if flushed && client.queue.push(line) {
-            if !client.dirty {
-                client.dirty = true;
-                self.dirty.push(token);
+        let fits = client.queue.push(line.clone()) || {
+            match client.queue.write_to(&mut client.stream) {
+                Ok(()) => client.queue.push(line),
+                Err(err) => {
+                    log::debug!("{}: write: {err}", client.peer);
+                    client.doomed = true;
+                    self.doomed.push((token, Leave::Normal));
+                    return;
+                }
             }
-            return;
+        };
+        if !fits {
+            client.doomed = true;
+            self.doomed.push((token, Leave::TooSlow));
+        } else if !client.dirty {
+            client.dirty = true;
+            self.dirty.push(token);
         }
-        self.too_slow.push(token);
     }
 
     /// Queues `line` (encoded once) for every member but `except`.
@@ -601,8 +607,8 @@ impl Chat {
     /// where something is still queued.
     fn settle(&mut self) {
         loop {
-            if let Some(token) = self.too_slow.pop() {
-                self.leave(token, Leave::TooSlow);
+            if let Some((token, why)) = self.doomed.pop() {
+                self.leave(token, why);
                 continue;
             }
             let Some(token) = self.dirty.pop() else {
