@@ -192,7 +192,16 @@ fn main() {
 /// switched to non-blocking (that flag would be shared with the terminal
 /// and the shell). Some stdins cannot be watched (epoll refuses regular
 /// files and `/dev/null`): then the room runs without announcements.
+///
+/// A server started in the background (`epoll_chat &`) leaves its terminal
+/// alone: reading it would stop the process with SIGTTIN.
 fn watch_stdin(reactor: &mut Reactor<Source>, max_line: usize) {
+    // SAFETY: isatty, tcgetpgrp and getpgrp only query the process and fd 0.
+    let background = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) != libc::getpgrp() };
+    if background {
+        log::info!("no admin input: started in the background of its terminal");
+        return;
+    }
     let stdin = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => File::from(fd),
         Err(err) => {
