@@ -164,7 +164,7 @@ impl Write for Trickle {
 
 #[test]
 fn queue_is_bounded_shares_lines_and_keeps_order_across_partial_writes() {
-    let mut q = queue::OutQueue::new(20);
+    let mut q = queue::OutQueue::new(50); // 11 + 16 for the first line, 4 + 16 for the third
     let line: protocol::Bytes = Rc::from(&b"0123456789\n"[..]);
     assert!(q.push(line.clone()));
     assert!(!q.push(Rc::from(&b"0123456789\n"[..])), "past the bound");
