@@ -292,6 +292,22 @@ fn eof_and_reset_send_one_left_and_free_the_name() {
         reset(bob); // RST
         alice.expect("* bob left");
 
+        // Two logins with one name in the same batch: exactly one wins.
+        let mut one = Peer::connect(chat.addr());
+        let mut two = Peer::connect(chat.addr());
+        one.send_bytes(b"dup\n");
+        two.send_bytes(b"dup\n");
+        let answers = [one.line(), two.line()];
+        let wins = answers
+            .iter()
+            .filter(|a| a.starts_with("* welcome dup, "))
+            .count();
+        let losses = answers.iter().filter(|a| *a == "! name taken: dup").count();
+        assert_eq!((wins, losses), (1, 1), "[{backend}] {answers:?}");
+        alice.expect("* dup joined");
+        drop((one, two));
+        alice.expect("* dup left");
+
         // A loser of the name race leaving does not free the name.
         let mut loser = Peer::connect(chat.addr());
         loser.send("alice");
@@ -461,6 +477,14 @@ fn room_full_past_max_clients() {
         let mut fourth = Peer::connect_raw(chat.addr());
         fourth.expect("! room full");
         assert!(fourth.expect_eof().is_empty());
+        // A burst past the cap (S9): every one refused, the room unharmed.
+        let mut burst: Vec<Peer> = (0..30).map(|_| Peer::connect_raw(chat.addr())).collect();
+        for peer in &mut burst {
+            peer.expect("! room full");
+            assert!(peer.expect_eof().is_empty());
+        }
+        alice.send("/who");
+        alice.expect("* online: alice, bob");
         drop(naming);
         std::thread::sleep(Duration::from_millis(100));
         let _carol = Peer::login(chat.addr(), "carol");
