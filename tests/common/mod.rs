@@ -404,3 +404,60 @@ pub fn occupy_fds(command: &mut Command, from: i32, to: i32) {
         });
     }
 }
+
+impl Example {
+    /// As [`Example::start`], but run under a wrapper program:
+    /// `wrapper[0] wrapper[1..] <example binary> args…` (e.g. `strace -f -e
+    /// inject=…` to inject system-call failures). [`Example::pid`] is then the
+    /// wrapper's pid, not the example's.
+    #[track_caller]
+    pub fn start_wrapped(wrapper: &[&str], name: &str, args: &[&str]) -> Example {
+        let mut command = Command::new(wrapper[0]);
+        command
+            .args(&wrapper[1..])
+            .arg(example_path(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("REACTOR_BACKEND");
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {wrapper:?} {name}: {e}"));
+        let stdin = child.stdin.take();
+        let lines = read_lines(child.stdout.take().unwrap());
+        let errors = read_lines(child.stderr.take().unwrap());
+        let mut example = Example {
+            child,
+            stdin,
+            listening_on: String::new(),
+            lines,
+            errors,
+        };
+        let first = example
+            .next_line(Duration::from_secs(30))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{wrapper:?} {name}: no `listening on` line; stderr: {}",
+                    example.stderr()
+                )
+            });
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_once(" (backend: "))
+            .map(|(addr, _)| addr.to_owned())
+            .unwrap_or_else(|| panic!("{name}: first line {first:?} is not `listening on …`"));
+        example.listening_on = addr;
+        example
+    }
+}
+
+/// Whether `program` can be run (found on `PATH`).
+pub fn have_program(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
