@@ -36,7 +36,10 @@
 //!   every inherited descriptor except stdio and the listener (the parent's
 //!   epoll, its signal pipes, its siblings' pidfds), then makes a new
 //!   reactor and its own `Signals` (which take SIGTERM over from the
-//!   handlers it inherited: see `reactor::Signals` on fork).
+//!   handlers it inherited: see `reactor::Signals` on fork). SIGTERM and
+//!   SIGINT stay blocked from just before the `fork` until the worker's
+//!   handlers are in place, so a stop that arrives during start-up is
+//!   delivered to them rather than to the inherited ones.
 //! - **No parent code runs twice.** Everything is flushed before `fork`, so
 //!   no buffered line is printed by both processes. The worker never returns
 //!   into the parent's code: it ends with `_exit`, even if it panics, so no
@@ -207,9 +210,13 @@ impl Supervisor {
                             Ok(Some(status)) => exited.push((pid, status)),
                             Ok(None) => {}
                             Err(err) => {
-                                // Reaped by someone else (SIG_IGN?): the status is lost.
-                                log::error!("waitid on worker {pid}: {err}");
+                                // Reaped by someone else (SIG_IGN?): gone,
+                                // but its status is lost.
                                 self.forget(pid);
+                                say(&format!("worker {pid} exited: status unknown ({err})"));
+                                if self.stopping.is_none() {
+                                    self.owed += 1;
+                                }
                             }
                         }
                     }
@@ -332,13 +339,21 @@ impl Supervisor {
         // Anything buffered now would be printed by both processes.
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
+        // Stop signals are blocked across the fork, so that one arriving
+        // before the worker has its own handlers waits for them instead of
+        // finding the inherited ones (which would kill it with the default
+        // action, not stop it gracefully).
+        let unblock = block_stop_signals();
         // SAFETY: this process is single-threaded (checked at start), so the
         // child gets a consistent copy of every lock; it runs only
         // `worker`, which never returns into this code.
         let pid = unsafe { libc::fork() };
+        if pid != 0 {
+            set_signal_mask(&unblock);
+        }
         match pid {
             -1 => Err(std::io::Error::last_os_error()),
-            0 => worker(listener, self.backend),
+            0 => worker(listener, self.backend, unblock),
             pid => {
                 let token = match self.mode {
                     ChildMode::Sigchld => None,
@@ -375,7 +390,7 @@ impl Supervisor {
 }
 
 /// The worker, in the child after `fork`. Never returns: ends with `_exit`.
-fn worker(listener: libc::c_int, backend: Backend) -> ! {
+fn worker(listener: libc::c_int, backend: Backend, unblock: libc::sigset_t) -> ! {
     let code = std::panic::catch_unwind(|| {
         close_inherited(listener);
         // SAFETY: the parent gave us this descriptor and close_inherited
@@ -388,6 +403,9 @@ fn worker(listener: libc::c_int, backend: Backend) -> ! {
                 return 1;
             }
         };
+        // Our handlers are in place: a stop signal that came early is
+        // delivered to them now.
+        set_signal_mask(&unblock);
         match echo_engine::serve(listener, backend, stop, &EchoConfig::default()) {
             Ok(()) => 0,
             Err(err) => {
@@ -420,6 +438,31 @@ fn close_inherited(keep: libc::c_int) {
                 std::io::Error::last_os_error()
             );
         }
+    }
+}
+
+/// Blocks SIGTERM and SIGINT; returns the mask to restore.
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: zeroed sigset_t values are valid for sigemptyset/sigaddset to
+    // fill in, and sigprocmask only reads `block` and writes `old`.
+    unsafe {
+        let mut block: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut block);
+        libc::sigaddset(&mut block, libc::SIGTERM);
+        libc::sigaddset(&mut block, libc::SIGINT);
+        if libc::sigprocmask(libc::SIG_BLOCK, &block, &mut old) == -1 {
+            log::warn!("sigprocmask: {}", std::io::Error::last_os_error());
+        }
+        old
+    }
+}
+
+/// Restores a mask saved by `block_stop_signals`.
+fn set_signal_mask(mask: &libc::sigset_t) {
+    // SAFETY: `mask` is a valid sigset_t; the old mask is not wanted.
+    if unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) } == -1 {
+        log::warn!("sigprocmask: {}", std::io::Error::last_os_error());
     }
 }
 
