@@ -44,12 +44,14 @@
 //!   no buffered line is printed by both processes. The worker never returns
 //!   into the parent's code: it ends with `_exit`, even if it panics, so no
 //!   destructor of the parent's objects runs in the child.
-//! - **One inherited listener.** All workers accept on the same listening
-//!   socket, inherited across `fork` (the kernel wakes them all; one wins
-//!   the `accept`, the others see `EAGAIN`). The alternative is
-//!   `SO_REUSEPORT`: one listener per worker on the same port, and the
-//!   kernel spreads connections among them by hash — fairer under load, but
-//!   connections queued on a dying worker's socket are lost with it.
+//! - **One inherited listener** (the default). All workers accept on the
+//!   same listening socket, inherited across `fork` (the kernel wakes them
+//!   all; one wins the `accept`, the others see `EAGAIN`). The alternative,
+//!   `--reuseport`: each worker binds its own listener to the same port
+//!   with `SO_REUSEPORT` (the parent only binds a socket to reserve the
+//!   port, and never listens on it), and the kernel spreads connections
+//!   among the listeners by hash: no thundering herd, but connections still
+//!   queued on a dying worker's socket are reset with it.
 //! - **fork in a Rust program.** Only the calling thread survives `fork`,
 //!   so a lock held by another thread stays locked forever in the child.
 //!   This program forks only while it has a single thread, and checks it.
@@ -61,7 +63,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -81,6 +83,9 @@ struct Cli {
     /// How the parent learns that workers exited: pidfd or sigchld [default: pidfd if the kernel has it]
     #[arg(long)]
     child_mode: Option<ChildMode>,
+    /// Give each worker its own SO_REUSEPORT listener instead of sharing one
+    #[arg(long)]
+    reuseport: bool,
 }
 
 /// How long workers get to stop after SIGTERM before they are killed.
@@ -112,6 +117,8 @@ impl std::os::fd::AsFd for Source {
 struct Supervisor {
     reactor: Reactor<Source>,
     listener: Option<TcpListener>,
+    /// `--reuseport`: the address each worker binds its own listener to.
+    reuseport: Option<SocketAddr>,
     backend: Backend,
     mode: ChildMode,
     /// Size of the pool.
@@ -139,9 +146,17 @@ fn main() {
     let mode = cli.child_mode.unwrap_or_else(ChildMode::detect);
     ensure_single_threaded();
 
-    // Blocking listener? No: each worker polls it, so it must be non-blocking,
-    // and the flag lives on the shared open file description.
-    let listener = common::bind_tcp(&cli.net.addr);
+    // Shared: one non-blocking listener (the flag lives on the open file
+    // description all workers share). SO_REUSEPORT: the parent only binds,
+    // to reserve the port (a socket that never listens gets no
+    // connections); each worker binds and listens on its own.
+    let listener = if cli.reuseport {
+        let addr = resolve(&cli.net.addr);
+        reuseport_socket(addr, false)
+            .unwrap_or_else(|err| common::fail(format_args!("cannot bind {addr}: {err}")))
+    } else {
+        common::bind_tcp(&cli.net.addr)
+    };
     let local = listener
         .local_addr()
         .unwrap_or_else(|err| common::fail(err));
@@ -162,6 +177,7 @@ fn main() {
     let mut supervisor = Supervisor {
         reactor,
         listener: Some(listener),
+        reuseport: cli.reuseport.then_some(local),
         backend,
         mode,
         workers,
@@ -353,7 +369,13 @@ impl Supervisor {
         }
         match pid {
             -1 => Err(std::io::Error::last_os_error()),
-            0 => worker(listener, self.backend, unblock),
+            0 => {
+                let listen = match self.reuseport {
+                    Some(addr) => Listen::ReusePort(addr),
+                    None => Listen::Shared(listener),
+                };
+                worker(listen, self.backend, unblock)
+            }
             pid => {
                 let token = match self.mode {
                     ChildMode::Sigchld => None,
@@ -390,12 +412,27 @@ impl Supervisor {
 }
 
 /// The worker, in the child after `fork`. Never returns: ends with `_exit`.
-fn worker(listener: libc::c_int, backend: Backend, unblock: libc::sigset_t) -> ! {
+fn worker(listen: Listen, backend: Backend, unblock: libc::sigset_t) -> ! {
     let code = std::panic::catch_unwind(|| {
-        close_inherited(listener);
-        // SAFETY: the parent gave us this descriptor and close_inherited
-        // kept it; from here on this OwnedFd is its only owner in this process.
-        let listener = unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(listener) };
+        let listener = match listen {
+            Listen::Shared(fd) => {
+                close_inherited(fd);
+                // SAFETY: the parent gave us this descriptor and
+                // close_inherited kept it; from here on this TcpListener is
+                // its only owner in this process.
+                unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+            }
+            Listen::ReusePort(addr) => {
+                close_inherited(-1);
+                match reuseport_socket(addr, true) {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        eprintln!("worker: cannot listen on {addr}: {err}");
+                        return 1;
+                    }
+                }
+            }
+        };
         let stop = match Signals::new(&[libc::SIGTERM, libc::SIGINT]) {
             Ok(stop) => stop,
             Err(err) => {
@@ -421,10 +458,24 @@ fn worker(listener: libc::c_int, backend: Backend, unblock: libc::sigset_t) -> !
     unsafe { libc::_exit(code) }
 }
 
-/// Closes every descriptor above stderr except `keep`: the parent's epoll
-/// instance, signal pipes and pidfds must not be used (or kept open) here.
+/// Where a worker gets its listener.
+enum Listen {
+    /// The parent's listener, inherited (this descriptor).
+    Shared(libc::c_int),
+    /// A listener of its own, bound with SO_REUSEPORT to this address.
+    ReusePort(SocketAddr),
+}
+
+/// Closes every descriptor above stderr except `keep` (none if `keep` < 3):
+/// the parent's epoll instance, signal pipes and pidfds must not be used
+/// (or kept open) here.
 fn close_inherited(keep: libc::c_int) {
-    for (first, last) in [(3, keep - 1), (keep + 1, libc::c_int::MAX)] {
+    let ranges = if keep < 3 {
+        [(3, libc::c_int::MAX), (1, 0)]
+    } else {
+        [(3, keep - 1), (keep + 1, libc::c_int::MAX)]
+    };
+    for (first, last) in ranges {
         if first > last {
             continue;
         }
@@ -439,6 +490,95 @@ fn close_inherited(keep: libc::c_int) {
             );
         }
     }
+}
+
+/// `--addr` as one socket address, or exit 1.
+fn resolve(addr: &str) -> SocketAddr {
+    match addr.to_socket_addrs().map(|mut addrs| addrs.next()) {
+        Ok(Some(addr)) => addr,
+        Ok(None) => common::fail(format_args!("--addr {addr} resolves to nothing")),
+        Err(err) => common::fail(format_args!("cannot resolve --addr {addr}: {err}")),
+    }
+}
+
+/// A non-blocking, close-on-exec TCP socket with SO_REUSEADDR and
+/// SO_REUSEPORT, bound to `addr`; listening if `listen`.
+fn reuseport_socket(addr: SocketAddr, listen: bool) -> std::io::Result<TcpListener> {
+    use std::os::fd::FromRawFd;
+    let check = |ret: libc::c_int| {
+        if ret == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(ret)
+        }
+    };
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket takes no pointers.
+    let fd = check(unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    })?;
+    // SAFETY: a new descriptor that nothing else owns.
+    let socket = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: `one` is a live c_int and its size is passed.
+        check(unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+    }
+    // SAFETY: an all-zero sockaddr_storage is valid and large enough for
+    // either address family.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is aligned and sized for sockaddr_in.
+            let sin = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: sockaddr_storage is aligned and sized for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr.s6_addr = v6.ip().octets();
+            sin6.sin6_scope_id = v6.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // SAFETY: `storage` holds a valid address of `len` bytes.
+    check(unsafe {
+        libc::bind(
+            fd,
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len as libc::socklen_t,
+        )
+    })?;
+    if listen {
+        // SAFETY: listen takes no pointers.
+        check(unsafe { libc::listen(fd, 1024) })?;
+    }
+    Ok(TcpListener::from(socket))
 }
 
 /// Blocks SIGTERM and SIGINT; returns the mask to restore.

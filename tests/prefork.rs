@@ -468,3 +468,23 @@ fn eintr_in_blocking_calls_is_retried() {
     example.expect_line("`all workers stopped`", |l| l == "all workers stopped");
     assert_eq!(example.wait_exit(SOON).code(), Some(0));
 }
+
+/// `--reuseport`: every worker has its own SO_REUSEPORT listener on the
+/// port the parent reserved; connections reach them all, and a
+/// replacement worker joins the group.
+#[test]
+fn reuseport_workers_listen_on_one_port() {
+    let (mut example, pids) = start(3, &["--reuseport"]);
+    for i in 0..50 {
+        echo_once(&example, format!("reuseport {i}").as_bytes());
+    }
+    kill(pids[0], libc::SIGKILL);
+    example.expect_line("`exited`", |l| l.contains(" exited: killed by SIGKILL"));
+    started(&example);
+    for i in 0..20 {
+        echo_once(&example, format!("after the replacement {i}").as_bytes());
+    }
+    example.signal(libc::SIGTERM);
+    assert_eq!(example.wait_exit(SOON).code(), Some(0));
+    assert!(pids.iter().all(|&p| !exists(p)));
+}
