@@ -488,3 +488,36 @@ fn reuseport_workers_listen_on_one_port() {
     assert_eq!(example.wait_exit(SOON).code(), Some(0));
     assert!(pids.iter().all(|&p| !exists(p)));
 }
+
+/// S15: every line is printed once (stdout is flushed before each fork and
+/// workers leave with `_exit`, so no buffered line is printed twice).
+#[test]
+fn every_line_is_printed_once() {
+    let (mut example, pids) = start(3, &[]);
+    kill(pids[1], libc::SIGKILL);
+    let mut lines = vec![];
+    let deadline = Instant::now() + SOON;
+    while !lines.iter().any(|l: &String| l.ends_with(" started")) && Instant::now() < deadline {
+        lines.extend(example.next_line(Duration::from_millis(50)));
+    }
+    example.signal(libc::SIGTERM);
+    assert_eq!(example.wait_exit(SOON).code(), Some(0));
+    while let Some(line) = example.next_line(Duration::from_millis(200)) {
+        lines.push(line);
+    }
+    let unique: HashSet<&String> = lines.iter().collect();
+    assert_eq!(unique.len(), lines.len(), "duplicated lines: {lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("listening on")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" exited: ")).count(),
+        4,
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("all workers stopped")
+    );
+}
