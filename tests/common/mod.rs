@@ -461,3 +461,76 @@ pub fn have_program(program: &str) -> bool {
         .status()
         .is_ok()
 }
+
+/// A connected TCP pair over loopback, both ends non-blocking:
+/// `(accepted, connected)`.
+pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    server.set_nonblocking(true).unwrap();
+    client.set_nonblocking(true).unwrap();
+    (server, client)
+}
+
+/// A close-on-exec, non-blocking pipe: `(read end, write end)`.
+pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    assert_eq!(ret, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: pipe2 just returned these two descriptors; nothing else owns them.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+/// Makes the next `close` of `stream` send a TCP RST instead of a FIN
+/// (`SO_LINGER {on, 0}`).
+pub fn set_linger_zero(stream: &impl AsRawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads a live `linger` of the size given.
+    let ret = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        ret,
+        0,
+        "setsockopt(SO_LINGER): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Tests in one binary run on parallel threads and share one descriptor
+/// table. Most take this lock shared; a test that needs the table to itself
+/// (it opens thousands of fds, so that others' fds would climb past select's
+/// 1024, or it closes an fd and must not see the number reused by another
+/// thread) takes it exclusively with [`fds_exclusive`].
+static FD_TABLE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Shares the descriptor table with the other ordinary tests.
+pub fn fds_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    FD_TABLE
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Has the descriptor table to itself until the guard drops.
+pub fn fds_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    FD_TABLE
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
