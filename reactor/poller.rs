@@ -19,7 +19,7 @@
 //!   is registered at most once per poller.
 //! - **Level-triggered by default**, as in the course. [`Trigger::Oneshot`]
 //!   works everywhere; [`Trigger::Edge`] only on epoll; a trigger a backend
-//!   cannot honour is refused with [`Error::Unsupported`](crate::Error::Unsupported).
+//!   cannot honour is refused with [`Error::Unsupported`].
 //! - **`poll` replaces** the contents of `Events` and returns their number.
 //! - **Timeouts.** `None` blocks until an event; `Some(Duration::ZERO)` returns
 //!   at once; anything else is rounded *up* to a whole millisecond (Python's
@@ -31,8 +31,12 @@
 //! - **`hangup` and `error` imply `readable`**, so the next read reports the
 //!   end of file or the error.
 //! - **Unregister before you close.** A descriptor closed while registered
-//!   is the classic busy-loop: the backends report it once as an error and
-//!   then stop watching it (see each backend's gotchas).
+//!   is the classic busy-loop in C. Here select and poll report it once as
+//!   an error and then stop watching it (its number stays registered until
+//!   `unregister`); epoll reports nothing, because closing the last
+//!   reference removed it from the kernel's interest list (see each
+//!   backend's gotchas). [`Reactor`](crate::Reactor) always unregisters
+//!   before it hands an object back to be closed.
 
 use std::os::fd::RawFd;
 use std::str::FromStr;

@@ -203,8 +203,10 @@ pub struct Reactor<T, P: Poller = AnyPoller> {
     poller: P,
     /// The registered objects; a token's index is a key of this slab.
     slots: Slab<Slot<T>>,
-    /// The generation the next filled slot gets.
-    next_generation: u32,
+    /// For each slot index, the generation its next occupant gets: bumped
+    /// when an object leaves, so a token for the old occupant stops matching.
+    /// A slot's first occupant has generation 0, so its key is just the index.
+    generations: Vec<u32>,
     /// Created on first use by [`Reactor::waker`].
     waker: Option<Waker>,
     /// How many times `poll` has waited; tests use it to catch busy loops.
@@ -245,7 +247,7 @@ impl<T, P: Poller> Reactor<T, P> {
         Reactor {
             poller,
             slots: Slab::new(),
-            next_generation: 0,
+            generations: Vec::new(),
             waker: None,
             iterations: 0,
             timers: Timers::new(),
@@ -285,7 +287,7 @@ impl<T, P: Poller> Reactor<T, P> {
     {
         let fd = object.as_fd().as_raw_fd();
         let entry = self.slots.vacant_entry();
-        let generation = self.next_generation;
+        let generation = self.generations.get(entry.key()).copied().unwrap_or(0);
         let token = Token::new(entry.key(), generation);
         if token.key() >= Token::INTERNAL {
             let error = Error::Sys {
@@ -302,7 +304,6 @@ impl<T, P: Poller> Reactor<T, P> {
                     fd,
                     generation,
                 });
-                self.next_generation = generation.wrapping_add(1);
                 Ok(token)
             }
             Err(error) => Err(InsertError { error, object }),
@@ -371,7 +372,12 @@ impl<T, P: Poller> Reactor<T, P> {
         if let Err(err) = self.poller.unregister(fd) {
             log::debug!("removing {token:?}: {err} (removed from the map anyway)");
         }
-        Ok(self.slots.remove(token.index()).object)
+        let index = token.index();
+        if self.generations.len() <= index {
+            self.generations.resize(index + 1, 0);
+        }
+        self.generations[index] = token.generation().wrapping_add(1);
+        Ok(self.slots.remove(index).object)
     }
 
     /// Waits for events, as [`Poller::poll`]; every event's key is a

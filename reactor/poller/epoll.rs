@@ -46,7 +46,7 @@
 //!   a child must build a new poller rather than use the parent's.
 //! - (e) `epoll_wait` needs `maxevents > 0`: [`Events`] is never smaller than 1.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -115,10 +115,14 @@ impl EpollPoller {
             libc::EPOLL_CTL_MOD => ("MOD", "epoll_ctl(MOD)"),
             _ => ("DEL", "epoll_ctl(DEL)"),
         };
-        log::trace!(
-            "epoll_ctl({name}, fd={fd}, {}, key={key})",
-            kernel_flag_names(flags)
-        );
+        if op == libc::EPOLL_CTL_DEL {
+            log::trace!("epoll_ctl(DEL, fd={fd})");
+        } else {
+            log::trace!(
+                "epoll_ctl({name}, fd={fd}, {}, key={key})",
+                kernel_flag_names(flags)
+            );
+        }
         let mut event = libc::epoll_event {
             events: flags,
             u64: key as u64,
@@ -140,6 +144,29 @@ impl EpollPoller {
                 },
                 _ => err,
             })
+    }
+}
+
+/// The epoll instance's own descriptor, to inspect it (its close-on-exec
+/// flag, say) or to nest it in another poller; closing it is this type's job.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::{AsFd, AsRawFd};
+/// use reactor::EpollPoller;
+///
+/// let epoll = EpollPoller::new()?;
+/// // SAFETY: F_GETFD only reads the descriptor's flags.
+/// let flags = unsafe { libc::fcntl(epoll.as_fd().as_raw_fd(), libc::F_GETFD) };
+/// assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+/// # Ok::<(), reactor::Error>(())
+/// ```
+///
+/// Python: `ep.fileno()`
+impl AsFd for EpollPoller {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
     }
 }
 

@@ -41,8 +41,14 @@ pub fn expect_event(poller: &mut impl Poller, key: usize) -> Event {
     let mut events = Events::with_capacity(64);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "[{}] no event for key {key} within {SOON:?}", poller.name());
-        poller.poll(&mut events, Some(left)).unwrap_or_else(|e| panic!("[{}] poll: {e}", poller.name()));
+        assert!(
+            !left.is_zero(),
+            "[{}] no event for key {key} within {SOON:?}",
+            poller.name()
+        );
+        poller
+            .poll(&mut events, Some(left))
+            .unwrap_or_else(|e| panic!("[{}] poll: {e}", poller.name()));
         if let Some(event) = events.iter().find(|e| e.key() == key) {
             return *event;
         }
@@ -60,7 +66,9 @@ pub fn expect_no_event(poller: &mut impl Poller, key: usize, wait: Duration) {
         if left.is_zero() {
             return;
         }
-        poller.poll(&mut events, Some(left)).unwrap_or_else(|e| panic!("[{}] poll: {e}", poller.name()));
+        poller
+            .poll(&mut events, Some(left))
+            .unwrap_or_else(|e| panic!("[{}] poll: {e}", poller.name()));
         if let Some(event) = events.iter().find(|e| e.key() == key) {
             panic!("[{}] unexpected event {event:?}", poller.name());
         }
@@ -72,9 +80,16 @@ pub fn expect_no_event(poller: &mut impl Poller, key: usize, wait: Duration) {
 /// so it works under any `CARGO_TARGET_DIR`.
 pub fn example_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
     let path = profile_dir.join("examples").join(name);
-    assert!(path.exists(), "example binary {} not built (cargo test builds examples)", path.display());
+    assert!(
+        path.exists(),
+        "example binary {} not built (cargo test builds examples)",
+        path.display()
+    );
     path
 }
 
@@ -112,18 +127,33 @@ impl Example {
             .stderr(Stdio::piped())
             .env_remove("REACTOR_BACKEND");
         adjust(&mut command);
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let stdin = child.stdin.take();
         let lines = read_lines(child.stdout.take().unwrap());
         let errors = read_lines(child.stderr.take().unwrap());
-        let mut example = Example { child, stdin, listening_on: String::new(), lines, errors };
+        let mut example = Example {
+            child,
+            stdin,
+            listening_on: String::new(),
+            lines,
+            errors,
+        };
         let first = example
             .next_line(Duration::from_secs(30))
-            .unwrap_or_else(|| panic!("{name} {args:?} printed no `listening on` line; stderr: {}", example.stderr()));
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name} {args:?} printed no `listening on` line; stderr: {}",
+                    example.stderr()
+                )
+            });
         let rest = first
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("{name}: first line {first:?} is not `listening on …`"));
-        let (addr, backend) = rest.split_once(" (backend: ").expect("`(backend: …)` in the listening line");
+        let (addr, backend) = rest
+            .split_once(" (backend: ")
+            .expect("`(backend: …)` in the listening line");
         assert!(backend.ends_with(')'), "{first:?}");
         example.listening_on = addr.to_owned();
         example
@@ -144,11 +174,17 @@ impl Example {
     pub fn expect_line(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + SOON;
         loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(line) if want(&line) => return line,
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                    panic!("no stdout line {what} within {SOON:?}; stderr: {}", self.stderr())
+                    panic!(
+                        "no stdout line {what} within {SOON:?}; stderr: {}",
+                        self.stderr()
+                    )
                 }
             }
         }
@@ -180,7 +216,10 @@ impl Example {
             }
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
-                panic!("process did not exit within {wait:?}; stderr: {}", self.stderr());
+                panic!(
+                    "process did not exit within {wait:?}; stderr: {}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -229,22 +268,36 @@ pub fn cpu_share(pid: i32, window: Duration) -> f64 {
 
 /// How many descriptors `pid` has open.
 pub fn fd_count(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Children of `ppid` that are zombies (state `Z`).
 pub fn zombies(ppid: i32) -> Vec<i32> {
-    children(ppid).into_iter().filter(|&(_, state)| state == 'Z').map(|(pid, _)| pid).collect()
+    children(ppid)
+        .into_iter()
+        .filter(|&(_, state)| state == 'Z')
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// `(pid, state)` of every child of `ppid`, from `/proc/*/stat`.
 pub fn children(ppid: i32) -> Vec<(i32, char)> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(close) = stat.rfind(')') else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
         let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
         if fields.len() > 1 && fields[1].parse::<i32>() == Ok(ppid) {
             out.push((pid, fields[0].chars().next().unwrap_or('?')));
@@ -260,7 +313,11 @@ pub fn dup_at_least(fd: &impl AsRawFd, target: i32) -> std::os::fd::OwnedFd {
     // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own; the result is
     // a new descriptor nothing else owns.
     let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, target) };
-    assert!(new >= target, "F_DUPFD_CLOEXEC to {target}: {}", std::io::Error::last_os_error());
+    assert!(
+        new >= target,
+        "F_DUPFD_CLOEXEC to {target}: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: `new` is a fresh descriptor owned by no one else.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(new) }
 }
@@ -270,4 +327,210 @@ pub fn for_each_backend(test: impl Fn(&str)) {
     for backend in Backend::ALL {
         test(backend.name());
     }
+}
+
+/// Resident memory of `pid` in KiB (`VmRSS` in `/proc/<pid>/status`): the
+/// unbounded-buffering detector.
+pub fn rss_kib(pid: i32) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// Makes closing `socket` send a TCP RST instead of a FIN (`SO_LINGER`
+/// on, timeout 0): an abrupt reset peer.
+pub fn reset_on_close(socket: &impl AsRawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads `linger`, a live value of the size passed.
+    let ret = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(ret, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+}
+
+/// Sets the child's `RLIMIT_NOFILE` (soft and hard) to `limit` before it
+/// runs: for out-of-descriptor tests on an example.
+pub fn limit_nofile(command: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let rlim = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: limit as libc::rlim_t,
+    };
+    // SAFETY: the closure runs between fork and exec and only calls
+    // setrlimit, which is async-signal-safe; `rlim` is a copied value.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// Makes the child start with descriptors `from..to` already open (on
+/// `/dev/null`), so that what it opens itself gets the numbers below `from`
+/// and, once those run out, numbers from `to` up: a cheap way to push a
+/// server's connections past select's FD_SETSIZE.
+pub fn occupy_fds(command: &mut Command, from: i32, to: i32) {
+    use std::os::unix::process::CommandExt;
+    let null = std::fs::File::open("/dev/null").expect("open /dev/null");
+    // SAFETY: the closure runs between fork and exec and only calls dup2,
+    // which is async-signal-safe; `null` stays open in the parent's closure
+    // for as long as the Command lives. dup2 leaves the copies without
+    // close-on-exec, so they survive into the example.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in from..to {
+                if libc::dup2(null.as_raw_fd(), fd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+impl Example {
+    /// As [`Example::start`], but run under a wrapper program:
+    /// `wrapper[0] wrapper[1..] <example binary> args…` (e.g. `strace -f -e
+    /// inject=…` to inject system-call failures). [`Example::pid`] is then the
+    /// wrapper's pid, not the example's.
+    #[track_caller]
+    pub fn start_wrapped(wrapper: &[&str], name: &str, args: &[&str]) -> Example {
+        let mut command = Command::new(wrapper[0]);
+        command
+            .args(&wrapper[1..])
+            .arg(example_path(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("REACTOR_BACKEND");
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {wrapper:?} {name}: {e}"));
+        let stdin = child.stdin.take();
+        let lines = read_lines(child.stdout.take().unwrap());
+        let errors = read_lines(child.stderr.take().unwrap());
+        let mut example = Example {
+            child,
+            stdin,
+            listening_on: String::new(),
+            lines,
+            errors,
+        };
+        let first = example
+            .next_line(Duration::from_secs(30))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{wrapper:?} {name}: no `listening on` line; stderr: {}",
+                    example.stderr()
+                )
+            });
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_once(" (backend: "))
+            .map(|(addr, _)| addr.to_owned())
+            .unwrap_or_else(|| panic!("{name}: first line {first:?} is not `listening on …`"));
+        example.listening_on = addr;
+        example
+    }
+}
+
+/// Whether `program` can be run (found on `PATH`).
+pub fn have_program(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// A connected TCP pair over loopback, both ends non-blocking:
+/// `(accepted, connected)`.
+pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    server.set_nonblocking(true).unwrap();
+    client.set_nonblocking(true).unwrap();
+    (server, client)
+}
+
+/// A close-on-exec, non-blocking pipe: `(read end, write end)`.
+pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    assert_eq!(ret, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: pipe2 just returned these two descriptors; nothing else owns them.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+/// Makes the next `close` of `stream` send a TCP RST instead of a FIN
+/// (`SO_LINGER {on, 0}`).
+pub fn set_linger_zero(stream: &impl AsRawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads a live `linger` of the size given.
+    let ret = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        ret,
+        0,
+        "setsockopt(SO_LINGER): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Tests in one binary run on parallel threads and share one descriptor
+/// table. Most take this lock shared; a test that needs the table to itself
+/// (it opens thousands of fds, so that others' fds would climb past select's
+/// 1024, or it closes an fd and must not see the number reused by another
+/// thread) takes it exclusively with [`fds_exclusive`].
+static FD_TABLE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Shares the descriptor table with the other ordinary tests.
+pub fn fds_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    FD_TABLE
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Has the descriptor table to itself until the guard drops.
+pub fn fds_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    FD_TABLE
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
