@@ -832,3 +832,63 @@ fn bad_flags_exit_2() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+#[test]
+fn shutdown_waits_at_most_a_second_for_a_stuck_client_and_a_second_signal_cuts_it_short() {
+    // RELIABILITY S18: queues are flushed within a bound; a second signal
+    // stops at once.
+    for_each_backend(|backend| {
+        for signals in [1, 2] {
+            let mut chat = server(backend, &["--max-queue", "8388608"]);
+            let mut z = Peer::login(chat.addr(), "z");
+            let x = Peer::connect_raw(chat.addr());
+            set_int_opt(&x.stream, libc::SOL_SOCKET, libc::SO_RCVBUF, 4096);
+            let mut x = x;
+            x.line();
+            x.send("x");
+            x.line();
+            z.expect("* x joined");
+            let mut y = Peer::login(chat.addr(), "y");
+            z.expect("* y joined");
+            // 6 MB for x, who never reads: more than the kernel buffers (the
+            // send buffer autotunes up to tcp_wmem's 4 MB).
+            const LINES: usize = 30_000;
+            let reader = std::thread::spawn(move || {
+                for _ in 0..LINES {
+                    z.line();
+                }
+                z
+            });
+            let line = "m".repeat(200);
+            for _ in 0..LINES {
+                y.send(&line);
+            }
+            let mut z = reader.join().unwrap();
+            let start = Instant::now();
+            chat.signal(libc::SIGTERM);
+            if signals == 2 {
+                std::thread::sleep(Duration::from_millis(100));
+                chat.signal(libc::SIGINT);
+            }
+            let status = chat.wait_exit(Duration::from_secs(5));
+            let took = start.elapsed();
+            assert_eq!(status.code(), Some(0), "[{backend}]");
+            if signals == 1 {
+                assert!(
+                    took >= Duration::from_millis(800) && took < Duration::from_millis(2500),
+                    "[{backend}] {took:?}"
+                );
+            } else {
+                assert!(
+                    took < Duration::from_millis(800),
+                    "[{backend}] second signal: {took:?}"
+                );
+            }
+            assert_eq!(
+                z.expect_eof().last().map(String::as_str),
+                Some("* server shutting down")
+            );
+            drop(x);
+        }
+    });
+}
