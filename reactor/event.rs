@@ -11,17 +11,24 @@ use std::fmt;
 
 /// One ready descriptor, as reported by [`Poller::poll`](crate::Poller::poll).
 ///
-/// What each backend can tell, measured by this crate's tests
-/// (`tests/event_table.rs`) on a TCP connection and an `AF_UNIX` stream pair,
-/// watched for `READABLE`:
+/// What each backend reported in this crate's tests
+/// (`tests/event_table.rs`), for a descriptor watched for `READABLE` at
+/// level, on a TCP connection and on an `AF_UNIX` stream pair (the same
+/// unless the row says otherwise):
 ///
 /// | situation | select | poll | epoll |
 /// |---|---|---|---|
 /// | data arrived | readable | readable | readable |
-/// | peer closed (`close`/`shutdown(SHUT_WR)`) | readable | readable, read_closed | readable, read_closed |
-/// | peer closed both halves and we shut down ours | readable | readable, read_closed, hangup | readable, read_closed, hangup |
-/// | peer reset (TCP RST) | readable | readable, read_closed, hangup, error | readable, read_closed, hangup, error |
-/// | our fd closed while registered | `select` fails with `EBADF`: reported as error on that key | error (`POLLNVAL`), then unregistered | nothing: the kernel forgot it |
+/// | peer closed, TCP (a FIN) | readable | readable, read_closed | readable, read_closed |
+/// | peer closed, `AF_UNIX` | readable | readable, read_closed, hangup | readable, read_closed, hangup |
+/// | peer closed and we shut down writing | readable | readable, read_closed, hangup | readable, read_closed, hangup |
+/// | peer reset (TCP RST; `AF_UNIX`: peer closed with our data unread) | readable | readable, read_closed, hangup, error | readable, read_closed, hangup, error |
+/// | our fd closed while registered | readable, error (`select` fails with `EBADF`; a probe finds the fd), once | readable, error (`POLLNVAL`), once | nothing: closing the last reference removed the registration |
+///
+/// A reset connection keeps being reported at every `poll` whatever the
+/// interest is changed to (poll and epoll report `hangup` and `error`
+/// unasked; select reports `WRITABLE` because a write would fail at once):
+/// on `hangup` or `error`, unregister and close rather than "pause" it.
 ///
 /// `hangup` and `error` always come with `readable` set too, so the next
 /// `read` returns 0 (end of file) or the error: a program that only looks at

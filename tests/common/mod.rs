@@ -404,3 +404,133 @@ pub fn occupy_fds(command: &mut Command, from: i32, to: i32) {
         });
     }
 }
+
+impl Example {
+    /// As [`Example::start`], but run under a wrapper program:
+    /// `wrapper[0] wrapper[1..] <example binary> args…` (e.g. `strace -f -e
+    /// inject=…` to inject system-call failures). [`Example::pid`] is then the
+    /// wrapper's pid, not the example's.
+    #[track_caller]
+    pub fn start_wrapped(wrapper: &[&str], name: &str, args: &[&str]) -> Example {
+        let mut command = Command::new(wrapper[0]);
+        command
+            .args(&wrapper[1..])
+            .arg(example_path(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("REACTOR_BACKEND");
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {wrapper:?} {name}: {e}"));
+        let stdin = child.stdin.take();
+        let lines = read_lines(child.stdout.take().unwrap());
+        let errors = read_lines(child.stderr.take().unwrap());
+        let mut example = Example {
+            child,
+            stdin,
+            listening_on: String::new(),
+            lines,
+            errors,
+        };
+        let first = example
+            .next_line(Duration::from_secs(30))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{wrapper:?} {name}: no `listening on` line; stderr: {}",
+                    example.stderr()
+                )
+            });
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_once(" (backend: "))
+            .map(|(addr, _)| addr.to_owned())
+            .unwrap_or_else(|| panic!("{name}: first line {first:?} is not `listening on …`"));
+        example.listening_on = addr;
+        example
+    }
+}
+
+/// Whether `program` can be run (found on `PATH`).
+pub fn have_program(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// A connected TCP pair over loopback, both ends non-blocking:
+/// `(accepted, connected)`.
+pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    server.set_nonblocking(true).unwrap();
+    client.set_nonblocking(true).unwrap();
+    (server, client)
+}
+
+/// A close-on-exec, non-blocking pipe: `(read end, write end)`.
+pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    assert_eq!(ret, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: pipe2 just returned these two descriptors; nothing else owns them.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+/// Makes the next `close` of `stream` send a TCP RST instead of a FIN
+/// (`SO_LINGER {on, 0}`).
+pub fn set_linger_zero(stream: &impl AsRawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads a live `linger` of the size given.
+    let ret = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        ret,
+        0,
+        "setsockopt(SO_LINGER): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Tests in one binary run on parallel threads and share one descriptor
+/// table. Most take this lock shared; a test that needs the table to itself
+/// (it opens thousands of fds, so that others' fds would climb past select's
+/// 1024, or it closes an fd and must not see the number reused by another
+/// thread) takes it exclusively with [`fds_exclusive`].
+static FD_TABLE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Shares the descriptor table with the other ordinary tests.
+pub fn fds_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    FD_TABLE
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Has the descriptor table to itself until the guard drops.
+pub fn fds_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    FD_TABLE
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
