@@ -11,7 +11,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Example, SOON, for_each_backend, occupy_fds, reset_on_close};
+use common::{Example, SOON, for_each_backend, occupy_fds, set_linger_zero};
 
 /// The reply the course's server sends for every message.
 const REPLY: &str = "收到了";
@@ -130,7 +130,7 @@ fn reset_peers_are_cleaned_up_once_and_the_server_lives() {
             // The reply is written to a peer that has already reset (EPIPE /
             // ECONNRESET on the server's write): no SIGPIPE death.
             client.write_all(format!("bye {i}").as_bytes()).unwrap();
-            reset_on_close(&client);
+            set_linger_zero(&client);
             drop(client);
         }
         let mut gone = HashSet::new();

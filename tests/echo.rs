@@ -11,7 +11,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{
-    Example, SOON, cpu_share, fd_count, for_each_backend, limit_nofile, reset_on_close, rss_kib,
+    Example, SOON, cpu_share, fd_count, for_each_backend, limit_nofile, rss_kib, set_linger_zero,
 };
 
 fn start(backend: &str, extra: &[&str]) -> Example {
@@ -303,7 +303,7 @@ fn no_descriptor_leak_over_a_thousand_connections() {
                 1 => {
                     // Reset with the echo still queued for us.
                     c.write_all(&data).unwrap();
-                    reset_on_close(&c);
+                    set_linger_zero(&c);
                 }
                 _ => {
                     c.write_all(&data).unwrap();
@@ -344,7 +344,7 @@ fn reset_peers_with_queued_output_do_not_kill_the_server() {
                     Err(_) => break,
                 }
             }
-            reset_on_close(&c);
+            set_linger_zero(&c);
         }
         eventually(
             SOON,

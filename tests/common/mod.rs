@@ -341,26 +341,6 @@ pub fn rss_kib(pid: i32) -> u64 {
         .expect("VmRSS in /proc/<pid>/status")
 }
 
-/// Makes closing `socket` send a TCP RST instead of a FIN (`SO_LINGER`
-/// on, timeout 0): an abrupt reset peer.
-pub fn reset_on_close(socket: &impl AsRawFd) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `linger`, a live value of the size passed.
-    let ret = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(ret, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
-}
-
 /// Sets the child's `RLIMIT_NOFILE` (soft and hard) to `limit` before it
 /// runs: for out-of-descriptor tests on an example.
 pub fn limit_nofile(command: &mut Command, limit: u64) {
