@@ -200,7 +200,7 @@ impl Supervisor {
         self.window = (Instant::now(), 0);
         loop {
             if self.stopping.is_some() && self.live.is_empty() {
-                say("all workers stopped");
+                common::say("all workers stopped");
                 return;
             }
             let timeout = self.next_timeout();
@@ -229,7 +229,9 @@ impl Supervisor {
                                 // Reaped by someone else (SIG_IGN?): gone,
                                 // but its status is lost.
                                 self.forget(pid);
-                                say(&format!("worker {pid} exited: status unknown ({err})"));
+                                common::say(format_args!(
+                                    "worker {pid} exited: status unknown ({err})"
+                                ));
                                 if self.stopping.is_none() {
                                     self.owed += 1;
                                 }
@@ -240,7 +242,7 @@ impl Supervisor {
             }
             for (pid, status) in exited {
                 self.forget(pid);
-                say(&format!("worker {pid} exited: {status}"));
+                common::say(format_args!("worker {pid} exited: {status}"));
                 if self.stopping.is_none() {
                     self.owed += 1;
                 }
@@ -274,10 +276,10 @@ impl Supervisor {
     /// second signal kills them at once.
     fn stop(&mut self) {
         let signal = if self.stopping.is_some() {
-            say("second stop signal: killing the workers");
+            common::say("second stop signal: killing the workers");
             libc::SIGKILL
         } else {
-            say("stopping workers");
+            common::say("stopping workers");
             self.stopping = Some(Instant::now());
             libc::SIGTERM
         };
@@ -391,7 +393,7 @@ impl Supervisor {
                     },
                 };
                 self.live.insert(pid, token);
-                say(&format!("worker {pid} started"));
+                common::say(format_args!("worker {pid} started"));
                 Ok(())
             }
         }
@@ -616,12 +618,4 @@ fn ensure_single_threaded() {
             "prefork_echo must fork from a single thread; it has {threads}"
         ));
     }
-}
-
-/// Prints a line to stdout and flushes it at once (tests read it, and it
-/// must not linger in a buffer that `fork` would copy).
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }

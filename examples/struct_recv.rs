@@ -225,7 +225,7 @@ fn receive(client: &mut Client, st: &Struct, chunk: &mut [u8]) -> bool {
 /// Prints one record as Python prints the unpacked tuple.
 fn print_record(st: &Struct, record: &[u8]) {
     match st.unpack_from(record) {
-        Ok(values) => println!("{}", Values(&values)),
+        Ok(values) => common::say(format_args!("{}", Values(&values))),
         // Cannot happen: `record` is exactly one record long.
         Err(err) => eprintln!("error: {err}"),
     }

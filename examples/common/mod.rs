@@ -71,6 +71,17 @@ pub fn announce(addr: impl Display, backend: Backend) {
     let _ = out.flush();
 }
 
+/// Prints one line to stdout and flushes it at once: tests and people read
+/// it as it happens, and a server that forks must not leave it in a buffer
+/// the child would copy. A closed stdout (the server piped into `head`)
+/// must not kill a server that can still serve, so write errors are
+/// ignored where `println!` would panic.
+pub fn say(line: impl Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 /// Prints a fatal start-up error naming what failed, and exits with 1.
 pub fn fail(what: impl Display) -> ! {
     eprintln!("error: {what}");
