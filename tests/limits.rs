@@ -3,6 +3,7 @@
 //! spin on a descriptor closed while registered), L10 (a spurious event),
 //! L11 (half-close) and L14 (close-on-exec descriptors).
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
@@ -18,23 +19,7 @@ use reactor::{
     Backend, EpollPoller, Error, Event, Events, Interest, Poller, Reactor, Signals, Trigger,
 };
 
-macro_rules! limit_tests {
-    (backends: [$($backend:ident),*], tests: $tests:tt) => {
-        $( limit_tests!(@backend $backend $tests); )*
-    };
-    (@backend $backend:ident [$($test:ident),* $(,)?]) => {
-        mod $backend {
-            $(
-                #[test]
-                fn $test() {
-                    super::$test(stringify!($backend))
-                }
-            )*
-        }
-    };
-}
-
-limit_tests!(
+backend_tests!(
     backends: [select, poll, epoll],
     tests: [
         sub_millisecond_timeouts_round_up_instead_of_spinning,

@@ -2,6 +2,7 @@
 //! (CPython's `BaseSelectorTestCase` mixin, in Rust): a failing test is named
 //! `<backend>::<behaviour>`, so the report says which backend broke.
 
+#[macro_use]
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
@@ -19,24 +20,7 @@ use reactor::{AnyPoller, Error, Events, Interest, Poller, Trigger};
 /// How long "no event" is watched for.
 const QUIET: Duration = Duration::from_millis(50);
 
-/// Every contract test: `fn name(backend: &str)`, instantiated per backend.
-macro_rules! contract_tests {
-    (backends: [$($backend:ident),*], tests: $tests:tt) => {
-        $( contract_tests!(@backend $backend $tests); )*
-    };
-    (@backend $backend:ident [$($test:ident),* $(,)?]) => {
-        mod $backend {
-            $(
-                #[test]
-                fn $test() {
-                    super::$test(stringify!($backend))
-                }
-            )*
-        }
-    };
-}
-
-contract_tests!(
+backend_tests!(
     backends: [select, poll, epoll],
     tests: [
         readable_after_the_peer_writes,

@@ -5,6 +5,31 @@
 //! Each test file includes this with `mod common;` and uses what it needs.
 #![allow(dead_code)]
 
+/// Instantiates each `fn name(backend: &str)` once per backend, in a module
+/// named after the backend, so a failure reads `poll::name` (CPython's
+/// `BaseSelectorTestCase` mixin, in Rust). Test files use it through
+/// `#[macro_use] mod common;`:
+///
+/// ```ignore
+/// backend_tests!(backends: [select, poll, epoll], tests: [readable_after_write]);
+/// ```
+#[allow(unused_macros)]
+macro_rules! backend_tests {
+    (backends: [$($backend:ident),*], tests: $tests:tt) => {
+        $( backend_tests!(@backend $backend $tests); )*
+    };
+    (@backend $backend:ident [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(stringify!($backend))
+                }
+            )*
+        }
+    };
+}
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -120,16 +145,23 @@ impl Example {
     #[track_caller]
     pub fn start_with(name: &str, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Example {
         let mut command = Command::new(example_path(name));
+        command.args(args);
+        adjust(&mut command);
+        Example::launch(command, &format!("{name} {args:?}"))
+    }
+
+    /// Spawns `command` with piped output and waits for its `listening on
+    /// … (backend: …)` line; `what` names it in failure messages.
+    #[track_caller]
+    fn launch(mut command: Command, what: &str) -> Example {
         command
-            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env_remove("REACTOR_BACKEND");
-        adjust(&mut command);
         let mut child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
         let stdin = child.stdin.take();
         let lines = read_lines(child.stdout.take().unwrap());
         let errors = read_lines(child.stderr.take().unwrap());
@@ -144,13 +176,13 @@ impl Example {
             .next_line(Duration::from_secs(30))
             .unwrap_or_else(|| {
                 panic!(
-                    "{name} {args:?} printed no `listening on` line; stderr: {}",
+                    "{what} printed no `listening on` line; stderr: {}",
                     example.stderr()
                 )
             });
         let rest = first
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{name}: first line {first:?} is not `listening on …`"));
+            .unwrap_or_else(|| panic!("{what}: first line {first:?} is not `listening on …`"));
         let (addr, backend) = rest
             .split_once(" (backend: ")
             .expect("`(backend: …)` in the listening line");
@@ -396,39 +428,8 @@ impl Example {
         command
             .args(&wrapper[1..])
             .arg(example_path(name))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env_remove("REACTOR_BACKEND");
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {wrapper:?} {name}: {e}"));
-        let stdin = child.stdin.take();
-        let lines = read_lines(child.stdout.take().unwrap());
-        let errors = read_lines(child.stderr.take().unwrap());
-        let mut example = Example {
-            child,
-            stdin,
-            listening_on: String::new(),
-            lines,
-            errors,
-        };
-        let first = example
-            .next_line(Duration::from_secs(30))
-            .unwrap_or_else(|| {
-                panic!(
-                    "{wrapper:?} {name}: no `listening on` line; stderr: {}",
-                    example.stderr()
-                )
-            });
-        let addr = first
-            .strip_prefix("listening on ")
-            .and_then(|rest| rest.split_once(" (backend: "))
-            .map(|(addr, _)| addr.to_owned())
-            .unwrap_or_else(|| panic!("{name}: first line {first:?} is not `listening on …`"));
-        example.listening_on = addr;
-        example
+            .args(args);
+        Example::launch(command, &format!("{wrapper:?} {name} {args:?}"))
     }
 }
 
