@@ -149,13 +149,7 @@ fn accept_all(
         let Some(Source::Listener(listener)) = reactor.get(listen) else {
             return Ok(());
         };
-        let accepted = acceptor
-            .accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))
-            .map_err(|source| reactor::Error::Sys {
-                call: "accept",
-                fd: None,
-                source,
-            })?;
+        let accepted = acceptor.accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))?;
         match accepted {
             Accepted::Connection((stream, peer)) => {
                 log::info!("connect from {peer}");

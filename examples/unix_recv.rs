@@ -240,13 +240,7 @@ fn accept_all(
         let Some(Source::Listener(listener)) = reactor.get(listen) else {
             return Ok(());
         };
-        let accepted = acceptor
-            .accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))
-            .map_err(|source| reactor::Error::Sys {
-                call: "accept",
-                fd: None,
-                source,
-            })?;
+        let accepted = acceptor.accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))?;
         match accepted {
             Accepted::Connection((stream, _)) => {
                 let client = Client {

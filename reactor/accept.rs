@@ -18,6 +18,8 @@ use std::fs::File;
 use std::io;
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, Result};
+
 /// What one [`Acceptor::accept`] call did.
 #[derive(Debug)]
 pub enum Accepted<S> {
@@ -82,13 +84,14 @@ impl Acceptor {
     ///
     /// # Errors
     ///
-    /// Only errors that mean the listener itself is broken (`EBADF`,
-    /// `EINVAL`, `ENOTSOCK`); everything else is handled here.
+    /// [`Error::Sys`] naming `accept`, only for errors that mean the
+    /// listener itself is broken (`EBADF`, `EINVAL`, `ENOTSOCK`); everything
+    /// else is handled here.
     pub fn accept<S>(
         &mut self,
         mut accept: impl FnMut() -> io::Result<S>,
         setup: impl FnOnce(&S) -> io::Result<()>,
-    ) -> io::Result<Accepted<S>> {
+    ) -> Result<Accepted<S>> {
         let err = match accept() {
             Ok(stream) => {
                 return match setup(&stream) {
@@ -170,7 +173,11 @@ impl Acceptor {
                 log::debug!("accept: transient error skipped: {err}");
                 Ok(Accepted::Shed)
             }
-            _ => Err(err),
+            _ => Err(Error::Sys {
+                call: "accept",
+                fd: None,
+                source: err,
+            }),
         }
     }
 

@@ -267,10 +267,8 @@ impl Chat {
     /// the rest wait for the next turn); past `--max-clients`, answers
     /// `! room full` and closes.
     fn accept_all(&mut self, listen: Token) {
-        // The cap also bounds `Acceptor`'s out-of-descriptors path, which
-        // reports `Shed` even when its retry found the backlog empty (Linux
-        // reports EMFILE before it looks at the backlog): without it this
-        // loop would spin for as long as descriptors stay exhausted.
+        // The cap keeps one turn of the loop short under a connection flood,
+        // so members' messages are not starved by accepting.
         for _ in 0..ACCEPT_BATCH {
             let Some(Source::Listener(listener)) = self.reactor.get(listen) else {
                 return;

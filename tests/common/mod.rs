@@ -144,21 +144,29 @@ impl Example {
     /// rlimit in `pre_exec`, an environment variable, piped stdin).
     #[track_caller]
     pub fn start_with(name: &str, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Example {
-        let mut command = Command::new(example_path(name));
+        let mut command = Example::command(example_path(name));
         command.args(args);
         adjust(&mut command);
         Example::launch(command, &format!("{name} {args:?}"))
     }
 
-    /// Spawns `command` with piped output and waits for its `listening on
-    /// … (backend: …)` line; `what` names it in failure messages.
-    #[track_caller]
-    fn launch(mut command: Command, what: &str) -> Example {
+    /// `program` with the defaults every example runs with: no stdin,
+    /// stdout and stderr piped to the test, and no inherited
+    /// `REACTOR_BACKEND`. Callers may override them afterwards.
+    fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env_remove("REACTOR_BACKEND");
+        command
+    }
+
+    /// Spawns `command` and waits for its `listening on … (backend: …)`
+    /// line; `what` names it in failure messages.
+    #[track_caller]
+    fn launch(mut command: Command, what: &str) -> Example {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
@@ -424,7 +432,7 @@ impl Example {
     /// wrapper's pid, not the example's.
     #[track_caller]
     pub fn start_wrapped(wrapper: &[&str], name: &str, args: &[&str]) -> Example {
-        let mut command = Command::new(wrapper[0]);
+        let mut command = Example::command(wrapper[0]);
         command
             .args(&wrapper[1..])
             .arg(example_path(name))
