@@ -100,6 +100,7 @@ pub mod poller;
 mod reactor;
 mod signal;
 mod sys;
+pub mod timer;
 mod waker;
 
 pub use crate::accept::{Accepted, Acceptor};
@@ -113,4 +114,5 @@ pub use crate::poller::select::SelectPoller;
 pub use crate::poller::{AnyPoller, Backend, Poller};
 pub use crate::reactor::{InsertError, Reactor, Token};
 pub use crate::signal::{Signals, signal_name};
+pub use crate::timer::{TimerId, Timers};
 pub use crate::waker::Waker;

@@ -19,7 +19,7 @@
 //!   is registered at most once per poller.
 //! - **Level-triggered by default**, as in the course. [`Trigger::Oneshot`]
 //!   works everywhere; [`Trigger::Edge`] only on epoll; a trigger a backend
-//!   cannot honour is refused with [`Error::Unsupported`](crate::Error::Unsupported).
+//!   cannot honour is refused with [`Error::Unsupported`].
 //! - **`poll` replaces** the contents of `Events` and returns their number.
 //! - **Timeouts.** `None` blocks until an event; `Some(Duration::ZERO)` returns
 //!   at once; anything else is rounded *up* to a whole millisecond (Python's

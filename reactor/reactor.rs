@@ -20,10 +20,23 @@
 //! | `fdmap[fd]` | `reactor.get_mut(token)` |
 //! | `p.unregister(fd); del fdmap[fd]; c.close()` | `drop(reactor.remove(token)?)` |
 //! | `events = p.poll()` | `reactor.poll(&mut events, None)?` |
+//! | `select(r, w, x, timeout)` returning empty lists | `reactor.timer_after(timeout, token)` then [`next_expired`](Reactor::next_expired) |
+//!
+//! # Timers
+//!
+//! The course's *timeout detection* for many clients at once: each
+//! [`timer_at`](Reactor::timer_at) / [`timer_after`](Reactor::timer_after)
+//! names a [`Token`] (usually the object the deadline is about) and returns
+//! a [`TimerId`]. `poll` never sleeps past the nearest deadline; after it
+//! returns, [`next_expired`](Reactor::next_expired) hands out the timers
+//! that fired, in deadline order. Cancelling costs O(1), so a per-client
+//! idle timeout re-armed on every message is cheap
+//! ([`reset_timer`](Reactor::reset_timer)).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -31,6 +44,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Events};
 use crate::interest::{Interest, Trigger};
 use crate::poller::{AnyPoller, Backend, Poller};
+use crate::timer::{TimerId, Timers};
 use crate::waker::Waker;
 
 /// Names one object in a [`Reactor`]; every event for it carries the token.
@@ -189,12 +203,22 @@ pub struct Reactor<T, P: Poller = AnyPoller> {
     poller: P,
     /// The registered objects; a token's index is a key of this slab.
     slots: Slab<Slot<T>>,
-    /// The generation the next filled slot gets.
-    next_generation: u32,
+    /// For each slot index, the generation its next occupant gets: bumped
+    /// when an object leaves, so a token for the old occupant stops matching.
+    /// A slot's first occupant has generation 0, so its key is just the index.
+    generations: Vec<u32>,
     /// Created on first use by [`Reactor::waker`].
     waker: Option<Waker>,
     /// How many times `poll` has waited; tests use it to catch busy loops.
     iterations: u64,
+    /// Pending deadlines.
+    timers: Timers,
+    /// The token each pending timer was armed for, indexed by timer slot.
+    timer_tokens: Vec<Token>,
+    /// Scratch list `Timers::expire` fills; kept to avoid allocating per turn.
+    just_fired: Vec<TimerId>,
+    /// Timers that fired and were not yet taken by `next_expired`.
+    expired: VecDeque<(TimerId, Token)>,
 }
 
 impl<T> Reactor<T> {
@@ -223,9 +247,13 @@ impl<T, P: Poller> Reactor<T, P> {
         Reactor {
             poller,
             slots: Slab::new(),
-            next_generation: 0,
+            generations: Vec::new(),
             waker: None,
             iterations: 0,
+            timers: Timers::new(),
+            timer_tokens: Vec::new(),
+            just_fired: Vec::new(),
+            expired: VecDeque::new(),
         }
     }
 
@@ -259,7 +287,7 @@ impl<T, P: Poller> Reactor<T, P> {
     {
         let fd = object.as_fd().as_raw_fd();
         let entry = self.slots.vacant_entry();
-        let generation = self.next_generation;
+        let generation = self.generations.get(entry.key()).copied().unwrap_or(0);
         let token = Token::new(entry.key(), generation);
         if token.key() >= Token::INTERNAL {
             let error = Error::Sys {
@@ -276,7 +304,6 @@ impl<T, P: Poller> Reactor<T, P> {
                     fd,
                     generation,
                 });
-                self.next_generation = generation.wrapping_add(1);
                 Ok(token)
             }
             Err(error) => Err(InsertError { error, object }),
@@ -345,7 +372,12 @@ impl<T, P: Poller> Reactor<T, P> {
         if let Err(err) = self.poller.unregister(fd) {
             log::debug!("removing {token:?}: {err} (removed from the map anyway)");
         }
-        Ok(self.slots.remove(token.index()).object)
+        let index = token.index();
+        if self.generations.len() <= index {
+            self.generations.resize(index + 1, 0);
+        }
+        self.generations[index] = token.generation().wrapping_add(1);
+        Ok(self.slots.remove(index).object)
     }
 
     /// Waits for events, as [`Poller::poll`]; every event's key is a
@@ -363,7 +395,24 @@ impl<T, P: Poller> Reactor<T, P> {
     /// Python: `for fd, event in p.poll(): ...`
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<usize> {
         self.iterations += 1;
+        // Sleep no longer than until the nearest deadline. With no timers
+        // this reads no clock, so a timer-free loop pays nothing for them.
+        let timeout = match self.timers.next_deadline() {
+            None => timeout,
+            Some(deadline) => {
+                let until = deadline.saturating_duration_since(Instant::now());
+                Some(timeout.map_or(until, |t| t.min(until)))
+            }
+        };
         self.poller.poll(events, timeout)?;
+        if !self.timers.is_empty() {
+            self.timers.expire(Instant::now(), &mut self.just_fired);
+            for id in self.just_fired.drain(..) {
+                let token = self.timer_tokens[id.index()];
+                log::trace!("timer {id:?} for {token:?} expired");
+                self.expired.push_back((id, token));
+            }
+        }
         if let Some(waker) = &self.waker {
             let mut woken = false;
             events.retain(|event| {
@@ -376,6 +425,76 @@ impl<T, P: Poller> Reactor<T, P> {
             }
         }
         Ok(events.len())
+    }
+
+    /// Arms a timer that fires at `deadline` (at once, at the next `poll`,
+    /// if it has passed) and reports `token` when it does.
+    ///
+    /// # Panics
+    ///
+    /// If about 4 billion timers are pending at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::{Duration, Instant};
+    /// use reactor::{Events, Reactor, Token};
+    ///
+    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
+    /// let start = Instant::now();
+    /// let id = reactor.timer_at(start + Duration::from_millis(30), Token::from_key(7));
+    /// let mut events = Events::with_capacity(8);
+    /// reactor.poll(&mut events, Some(Duration::from_secs(1)))?;
+    /// assert_eq!(reactor.next_expired(), Some((id, Token::from_key(7))));
+    /// assert!(start.elapsed() >= Duration::from_millis(30));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `loop.call_at(when, callback)`
+    pub fn timer_at(&mut self, deadline: Instant, token: Token) -> TimerId {
+        let id = self.timers.insert(deadline);
+        self.remember_timer(id, token)
+    }
+
+    /// Arms a timer that fires `delay` from now; see [`timer_at`](Reactor::timer_at).
+    ///
+    /// Python: `loop.call_later(delay, callback)`
+    pub fn timer_after(&mut self, delay: Duration, token: Token) -> TimerId {
+        // insert_after saturates a delay past what the clock can count to "never".
+        let id = self.timers.insert_after(delay);
+        self.remember_timer(id, token)
+    }
+
+    /// Notes which token a new timer reports.
+    fn remember_timer(&mut self, id: TimerId, token: Token) -> TimerId {
+        if self.timer_tokens.len() <= id.index() {
+            self.timer_tokens.resize(id.index() + 1, Token::WAKER);
+        }
+        self.timer_tokens[id.index()] = token;
+        id
+    }
+
+    /// Cancels a pending timer. Returns false if it already fired or was
+    /// cancelled (a stale id never cancels a newer timer).
+    ///
+    /// Python: `handle.cancel()`
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.timers.cancel(id)
+    }
+
+    /// Moves a pending timer to a new deadline (an idle timeout pushed back
+    /// by each message). Returns false, arming nothing, if it is not pending.
+    pub fn reset_timer(&mut self, id: TimerId, deadline: Instant) -> bool {
+        self.timers.reset(id, deadline)
+    }
+
+    /// The next timer that fired during `poll`, with its token, in deadline
+    /// order; `None` when all have been taken.
+    ///
+    /// Python: the callbacks `asyncio` runs from `_ready` after a select.
+    pub fn next_expired(&mut self) -> Option<(TimerId, Token)> {
+        self.expired.pop_front()
     }
 
     /// A [`Waker`] for this reactor, created (and registered) on first use.

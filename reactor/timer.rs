@@ -110,6 +110,14 @@ pub struct TimerId {
     generation: u32,
 }
 
+impl TimerId {
+    /// The slab index, for side tables keyed by timer (the `Reactor` keeps
+    /// each timer's `Token` in one). Unique among pending timers.
+    pub(crate) fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
 /// One slab entry: a pending timer or a free cell (32 bytes).
 #[derive(Clone, Copy)]
 struct Entry {

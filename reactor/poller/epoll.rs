@@ -115,10 +115,14 @@ impl EpollPoller {
             libc::EPOLL_CTL_MOD => ("MOD", "epoll_ctl(MOD)"),
             _ => ("DEL", "epoll_ctl(DEL)"),
         };
-        log::trace!(
-            "epoll_ctl({name}, fd={fd}, {}, key={key})",
-            kernel_flag_names(flags)
-        );
+        if op == libc::EPOLL_CTL_DEL {
+            log::trace!("epoll_ctl(DEL, fd={fd})");
+        } else {
+            log::trace!(
+                "epoll_ctl({name}, fd={fd}, {}, key={key})",
+                kernel_flag_names(flags)
+            );
+        }
         let mut event = libc::epoll_event {
             events: flags,
             u64: key as u64,

@@ -41,8 +41,14 @@ pub fn expect_event(poller: &mut impl Poller, key: usize) -> Event {
     let mut events = Events::with_capacity(64);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "[{}] no event for key {key} within {SOON:?}", poller.name());
-        poller.poll(&mut events, Some(left)).unwrap_or_else(|e| panic!("[{}] poll: {e}", poller.name()));
+        assert!(
+            !left.is_zero(),
+            "[{}] no event for key {key} within {SOON:?}",
+            poller.name()
+        );
+        poller
+            .poll(&mut events, Some(left))
+            .unwrap_or_else(|e| panic!("[{}] poll: {e}", poller.name()));
         if let Some(event) = events.iter().find(|e| e.key() == key) {
             return *event;
         }
@@ -60,7 +66,9 @@ pub fn expect_no_event(poller: &mut impl Poller, key: usize, wait: Duration) {
         if left.is_zero() {
             return;
         }
-        poller.poll(&mut events, Some(left)).unwrap_or_else(|e| panic!("[{}] poll: {e}", poller.name()));
+        poller
+            .poll(&mut events, Some(left))
+            .unwrap_or_else(|e| panic!("[{}] poll: {e}", poller.name()));
         if let Some(event) = events.iter().find(|e| e.key() == key) {
             panic!("[{}] unexpected event {event:?}", poller.name());
         }
@@ -72,9 +80,16 @@ pub fn expect_no_event(poller: &mut impl Poller, key: usize, wait: Duration) {
 /// so it works under any `CARGO_TARGET_DIR`.
 pub fn example_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
     let path = profile_dir.join("examples").join(name);
-    assert!(path.exists(), "example binary {} not built (cargo test builds examples)", path.display());
+    assert!(
+        path.exists(),
+        "example binary {} not built (cargo test builds examples)",
+        path.display()
+    );
     path
 }
 
@@ -112,18 +127,33 @@ impl Example {
             .stderr(Stdio::piped())
             .env_remove("REACTOR_BACKEND");
         adjust(&mut command);
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let stdin = child.stdin.take();
         let lines = read_lines(child.stdout.take().unwrap());
         let errors = read_lines(child.stderr.take().unwrap());
-        let mut example = Example { child, stdin, listening_on: String::new(), lines, errors };
+        let mut example = Example {
+            child,
+            stdin,
+            listening_on: String::new(),
+            lines,
+            errors,
+        };
         let first = example
             .next_line(Duration::from_secs(30))
-            .unwrap_or_else(|| panic!("{name} {args:?} printed no `listening on` line; stderr: {}", example.stderr()));
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name} {args:?} printed no `listening on` line; stderr: {}",
+                    example.stderr()
+                )
+            });
         let rest = first
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("{name}: first line {first:?} is not `listening on …`"));
-        let (addr, backend) = rest.split_once(" (backend: ").expect("`(backend: …)` in the listening line");
+        let (addr, backend) = rest
+            .split_once(" (backend: ")
+            .expect("`(backend: …)` in the listening line");
         assert!(backend.ends_with(')'), "{first:?}");
         example.listening_on = addr.to_owned();
         example
@@ -144,11 +174,17 @@ impl Example {
     pub fn expect_line(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + SOON;
         loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(line) if want(&line) => return line,
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                    panic!("no stdout line {what} within {SOON:?}; stderr: {}", self.stderr())
+                    panic!(
+                        "no stdout line {what} within {SOON:?}; stderr: {}",
+                        self.stderr()
+                    )
                 }
             }
         }
@@ -180,7 +216,10 @@ impl Example {
             }
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
-                panic!("process did not exit within {wait:?}; stderr: {}", self.stderr());
+                panic!(
+                    "process did not exit within {wait:?}; stderr: {}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -229,22 +268,36 @@ pub fn cpu_share(pid: i32, window: Duration) -> f64 {
 
 /// How many descriptors `pid` has open.
 pub fn fd_count(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Children of `ppid` that are zombies (state `Z`).
 pub fn zombies(ppid: i32) -> Vec<i32> {
-    children(ppid).into_iter().filter(|&(_, state)| state == 'Z').map(|(pid, _)| pid).collect()
+    children(ppid)
+        .into_iter()
+        .filter(|&(_, state)| state == 'Z')
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// `(pid, state)` of every child of `ppid`, from `/proc/*/stat`.
 pub fn children(ppid: i32) -> Vec<(i32, char)> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(close) = stat.rfind(')') else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
         let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
         if fields.len() > 1 && fields[1].parse::<i32>() == Ok(ppid) {
             out.push((pid, fields[0].chars().next().unwrap_or('?')));
@@ -260,7 +313,11 @@ pub fn dup_at_least(fd: &impl AsRawFd, target: i32) -> std::os::fd::OwnedFd {
     // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own; the result is
     // a new descriptor nothing else owns.
     let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, target) };
-    assert!(new >= target, "F_DUPFD_CLOEXEC to {target}: {}", std::io::Error::last_os_error());
+    assert!(
+        new >= target,
+        "F_DUPFD_CLOEXEC to {target}: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: `new` is a fresh descriptor owned by no one else.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(new) }
 }
