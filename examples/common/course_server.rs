@@ -41,6 +41,9 @@ struct Client {
     peer: SocketAddr,
     /// Reply bytes `write` has not taken yet (a slow reader).
     pending: VecDeque<u8>,
+    /// The first bytes of a UTF-8 character whose rest has not arrived yet
+    /// (at most 3): printed with the next chunk, not as `�`.
+    partial: Vec<u8>,
     /// What the reactor watches it for now, so unchanged interest costs no
     /// system call.
     watching: Interest,
@@ -123,6 +126,7 @@ fn accept_all(reactor: &mut Reactor<Source>, listen: Token, acceptor: &mut Accep
                     stream,
                     peer,
                     pending: VecDeque::new(),
+                    partial: Vec::new(),
                     watching: Interest::READABLE,
                 };
                 if let Err(refused) = reactor.insert(Source::Client(client), Interest::READABLE) {
@@ -144,9 +148,17 @@ fn serve(client: &mut Client, readable: bool, writable: bool) -> Next {
     if readable && client.pending.len() < MAX_PENDING {
         let mut buf = [0u8; 4096];
         match client.stream.read(&mut buf) {
-            Ok(0) => return Next::Close,
+            Ok(0) => {
+                if !client.partial.is_empty() {
+                    // The character never completed: print what there is.
+                    println!("Receive: {}", String::from_utf8_lossy(&client.partial));
+                }
+                return Next::Close;
+            }
             Ok(n) => {
-                println!("Receive: {}", String::from_utf8_lossy(&buf[..n]));
+                if let Some(text) = decode(&mut client.partial, &buf[..n]) {
+                    println!("Receive: {text}");
+                }
                 client.pending.extend(REPLY.as_bytes());
             }
             // Spurious readiness: nothing to read after all.
@@ -165,6 +177,40 @@ fn serve(client: &mut Client, readable: bool, writable: bool) -> Next {
         interest = interest | Interest::WRITABLE;
     }
     Next::Keep(interest)
+}
+
+/// Decodes one chunk as UTF-8 (invalid bytes as `�`), after the bytes held
+/// back from the previous chunk; an incomplete character at the end is held
+/// back in `partial` for the next one. `None` if there is nothing to print
+/// yet (the chunk was only the start of a character).
+pub fn decode(partial: &mut Vec<u8>, chunk: &[u8]) -> Option<String> {
+    partial.extend_from_slice(chunk);
+    let end = partial.len() - incomplete_tail(partial);
+    let held = partial.split_off(end);
+    let text = String::from_utf8_lossy(partial).into_owned();
+    *partial = held;
+    (end > 0).then_some(text)
+}
+
+/// How many bytes at the end of `bytes` are the start of a UTF-8 character
+/// whose continuation bytes have not arrived (0 to 3).
+fn incomplete_tail(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let byte = bytes[bytes.len() - back];
+        if byte & 0xC0 == 0x80 {
+            // A continuation byte: the lead byte is further back.
+            continue;
+        }
+        let needs = match byte {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            // ASCII, or a byte no character starts with: nothing to wait for.
+            _ => 1,
+        };
+        return if needs > back { back } else { 0 };
+    }
+    0
 }
 
 /// Writes queued bytes until the socket would block. Partial writes are

@@ -9,6 +9,8 @@
 #![allow(dead_code)]
 
 pub mod course_server;
+pub mod echo_engine;
+pub mod records;
 
 use std::fmt::Display;
 use std::io::Write;

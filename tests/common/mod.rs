@@ -328,3 +328,79 @@ pub fn for_each_backend(test: impl Fn(&str)) {
         test(backend.name());
     }
 }
+
+/// Resident memory of `pid` in KiB (`VmRSS` in `/proc/<pid>/status`): the
+/// unbounded-buffering detector.
+pub fn rss_kib(pid: i32) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// Makes closing `socket` send a TCP RST instead of a FIN (`SO_LINGER`
+/// on, timeout 0): an abrupt reset peer.
+pub fn reset_on_close(socket: &impl AsRawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads `linger`, a live value of the size passed.
+    let ret = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(ret, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+}
+
+/// Sets the child's `RLIMIT_NOFILE` (soft and hard) to `limit` before it
+/// runs: for out-of-descriptor tests on an example.
+pub fn limit_nofile(command: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let rlim = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: limit as libc::rlim_t,
+    };
+    // SAFETY: the closure runs between fork and exec and only calls
+    // setrlimit, which is async-signal-safe; `rlim` is a copied value.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// Makes the child start with descriptors `from..to` already open (on
+/// `/dev/null`), so that what it opens itself gets the numbers below `from`
+/// and, once those run out, numbers from `to` up: a cheap way to push a
+/// server's connections past select's FD_SETSIZE.
+pub fn occupy_fds(command: &mut Command, from: i32, to: i32) {
+    use std::os::unix::process::CommandExt;
+    let null = std::fs::File::open("/dev/null").expect("open /dev/null");
+    // SAFETY: the closure runs between fork and exec and only calls dup2,
+    // which is async-signal-safe; `null` stays open in the parent's closure
+    // for as long as the Command lives. dup2 leaves the copies without
+    // close-on-exec, so they survive into the example.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in from..to {
+                if libc::dup2(null.as_raw_fd(), fd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}

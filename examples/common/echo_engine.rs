@@ -1,0 +1,318 @@
+//! The echo server's engine: every byte a client sends comes back to it,
+//! exactly, whatever the size, on one [`Reactor`] of any backend.
+//!
+//! It stands alone (only `std`, `log` and `reactor`), so the `echo` example
+//! and the benchmarks can both include it. The rules it keeps:
+//!
+//! - **Fast path.** A readable client is read into one buffer shared by all
+//!   connections, and what was read is written straight back before anything
+//!   is queued: a small message costs one `read` and one `write`, with no
+//!   allocation and no `epoll_ctl`. Reading stops at `WouldBlock` or at a
+//!   short read (the socket is then very likely drained; level triggering
+//!   reports it again if not).
+//! - **Partial writes** leave their tail in the connection's queue, flushed
+//!   when the socket is writable. Order is kept: while the queue is not
+//!   empty, new data goes behind it.
+//! - **Backpressure, not buffering.** When a client's unsent backlog reaches
+//!   [`EchoConfig::max_pending`], the engine stops *reading* from it (drops
+//!   `READABLE` interest) until the backlog drains, so a client that sends
+//!   without reading is slowed down by TCP, and the server's memory per
+//!   connection stays bounded by `max_pending` (plus one read when the
+//!   backlog was empty).
+//! - **No idle spin** (RELIABILITY L5d): `WRITABLE` interest only while the
+//!   queue holds something; the reactor is told only when the interest
+//!   actually changes.
+//! - **Half-close**: after the client's end of file, what is still queued is
+//!   sent, then the connection is closed.
+//! - **Out of descriptors**: [`Acceptor`] refuses connections without
+//!   spinning (RELIABILITY L3); the others keep being served.
+//! - **Stop**: a signal on `stop` closes every connection and returns `Ok`.
+//!
+//! Python: the course's `epoll_server.py` loop with `c.send(data)` in place
+//! of `c.send('收到了'.encode())`, and a queue for what `send` did not take.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use reactor::{Accepted, Acceptor, Backend, Error, Events, Interest, Reactor, Signals, Token};
+
+/// Limits of the echo engine.
+#[derive(Debug, Clone)]
+pub struct EchoConfig {
+    /// Stop reading from a client once this many of its bytes wait to be
+    /// echoed (default 256 KiB).
+    pub max_pending: usize,
+    /// Size of the one read buffer shared by every connection (default 64 KiB).
+    pub read_chunk: usize,
+}
+
+impl Default for EchoConfig {
+    fn default() -> EchoConfig {
+        EchoConfig {
+            max_pending: 256 * 1024,
+            read_chunk: 64 * 1024,
+        }
+    }
+}
+
+/// Everything the reactor watches.
+enum Source {
+    /// The listening socket.
+    Listener(TcpListener),
+    /// SIGINT/SIGTERM (or whatever `stop` holds), as events.
+    Stop(Signals),
+    /// A client.
+    Conn(Conn),
+}
+
+impl AsFd for Source {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Source::Listener(l) => l.as_fd(),
+            Source::Stop(s) => s.as_fd(),
+            Source::Conn(c) => c.stream.as_fd(),
+        }
+    }
+}
+
+/// One client and the bytes it has not been sent back yet.
+struct Conn {
+    stream: TcpStream,
+    /// Unsent echo: `queue[head..]`. Emptied with `clear`, so its capacity
+    /// is reused for the next backlog.
+    queue: Vec<u8>,
+    /// Start of the unsent bytes in `queue`.
+    head: usize,
+    /// The client shut down its writing half: send what is queued, then close.
+    eof: bool,
+    /// What the reactor watches it for now.
+    watching: Interest,
+}
+
+impl Conn {
+    fn pending(&self) -> usize {
+        self.queue.len() - self.head
+    }
+
+    /// Appends `data` behind the queue, moving the unsent tail to the front
+    /// first if that avoids growing the allocation.
+    fn enqueue(&mut self, data: &[u8]) {
+        if self.head > 0 && self.queue.len() + data.len() > self.queue.capacity() {
+            self.queue.drain(..self.head);
+            self.head = 0;
+        }
+        self.queue.extend_from_slice(data);
+    }
+
+    /// Writes queued bytes until done or the socket would block.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.head < self.queue.len() {
+            match self.stream.write(&self.queue[self.head..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => self.head += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.queue.clear();
+        self.head = 0;
+        // A burst grew the queue well past one read: give the memory back
+        // rather than hold it for an idle connection.
+        if self.queue.capacity() > 1 << 20 {
+            self.queue = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Writes `data` (just read) back, queuing what the socket did not take.
+    fn echo(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.pending() > 0 {
+            // Keep the order: new data goes behind the backlog.
+            self.enqueue(data);
+            return self.flush();
+        }
+        let mut sent = 0;
+        while sent < data.len() {
+            match self.stream.write(&data[sent..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if sent < data.len() {
+            self.enqueue(&data[sent..]);
+        }
+        Ok(())
+    }
+}
+
+/// Serves echo on `listener` (non-blocking or not: it is made non-blocking)
+/// until a signal arrives on `stop`; then closes every connection and
+/// returns `Ok`.
+///
+/// # Errors
+///
+/// Creating the poller or registering the listener fails, `poll` fails, or
+/// `accept` fails in a way that means the listener itself is broken.
+///
+/// Python: `while True: for fd, ev in p.poll(): ... c.send(c.recv(65536))`
+pub fn serve(
+    listener: TcpListener,
+    backend: Backend,
+    stop: Signals,
+    config: &EchoConfig,
+) -> reactor::Result<()> {
+    let max_pending = config.max_pending.max(1);
+    let mut buf = vec![0u8; config.read_chunk.max(1)];
+    let listen_fd = listener.as_raw_fd();
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| Error::Sys {
+            call: "fcntl(O_NONBLOCK)",
+            fd: Some(listen_fd),
+            source,
+        })?;
+    let mut reactor: Reactor<Source> = Reactor::with_backend(backend)?;
+    let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
+    reactor.insert(Source::Stop(stop), Interest::READABLE)?;
+    let mut acceptor = Acceptor::new();
+    let mut events = Events::with_capacity(1024);
+    loop {
+        reactor.poll(&mut events, None)?;
+        for event in &events {
+            let token = event.token();
+            match reactor.get_mut(token) {
+                // Stale: closed earlier in this batch.
+                None => {}
+                Some(Source::Conn(conn)) => {
+                    let readable = event.is_readable() || event.is_error() || event.is_hangup();
+                    match serve_conn(conn, &mut buf, readable, event.is_writable(), max_pending) {
+                        Some(interest) if interest == conn.watching => {}
+                        Some(interest) => {
+                            conn.watching = interest;
+                            if let Err(err) = reactor.modify(token, interest) {
+                                log::debug!("echo: modify failed, closing: {err}");
+                                let _ = reactor.remove(token);
+                            }
+                        }
+                        None => drop(reactor.remove(token)),
+                    }
+                }
+                Some(Source::Listener(_)) => {
+                    accept_all(&mut reactor, listen, &mut acceptor).map_err(|source| {
+                        Error::Sys {
+                            call: "accept",
+                            fd: Some(listen_fd),
+                            source,
+                        }
+                    })?;
+                }
+                Some(Source::Stop(signals)) => {
+                    // An empty read is a spurious wake-up, not a signal.
+                    let stop = !signals.read().unwrap_or_default().is_empty();
+                    if stop {
+                        let tokens: Vec<Token> = reactor.iter().map(|(t, _)| t).collect();
+                        for token in tokens {
+                            drop(reactor.remove(token));
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Handles one event of a client; returns the interest it needs next, or
+/// `None` to close it.
+fn serve_conn(
+    conn: &mut Conn,
+    buf: &mut [u8],
+    readable: bool,
+    writable: bool,
+    max_pending: usize,
+) -> Option<Interest> {
+    if writable && conn.pending() > 0 && conn.flush().is_err() {
+        return None;
+    }
+    // Read only while watching for it: a hang-up reported while paused
+    // must not bypass the backpressure bound.
+    if readable && conn.watching.is_readable() && !conn.eof {
+        loop {
+            let pending = conn.pending();
+            if pending >= max_pending {
+                break;
+            }
+            // With a backlog, read no more than fits under the bound.
+            let room = if pending == 0 {
+                buf.len()
+            } else {
+                buf.len().min(max_pending - pending)
+            };
+            match conn.stream.read(&mut buf[..room]) {
+                Ok(0) => {
+                    conn.eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    if conn.echo(&buf[..n]).is_err() {
+                        return None;
+                    }
+                    if n < room {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+    }
+    let pending = conn.pending();
+    match (conn.eof, pending) {
+        // Everything echoed and the client is done: close.
+        (true, 0) => None,
+        // Done sending to us; finish sending to it.
+        (true, _) => Some(Interest::WRITABLE),
+        (false, 0) => Some(Interest::READABLE),
+        // Backpressure: stop reading until the client reads its echo.
+        (false, p) if p >= max_pending => Some(Interest::WRITABLE),
+        (false, _) => Some(Interest::READABLE | Interest::WRITABLE),
+    }
+}
+
+/// Accepts until the backlog is empty.
+fn accept_all(
+    reactor: &mut Reactor<Source>,
+    listen: Token,
+    acceptor: &mut Acceptor,
+) -> io::Result<()> {
+    loop {
+        let Some(Source::Listener(listener)) = reactor.get(listen) else {
+            return Ok(());
+        };
+        match acceptor.accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))? {
+            Accepted::Connection((stream, peer)) => {
+                // Echo answers at once; Nagle would only delay the reply.
+                let _ = stream.set_nodelay(true);
+                let conn = Conn {
+                    stream,
+                    queue: Vec::new(),
+                    head: 0,
+                    eof: false,
+                    watching: Interest::READABLE,
+                };
+                if let Err(refused) = reactor.insert(Source::Conn(conn), Interest::READABLE) {
+                    // select and an fd ≥ 1024, say: this client goes, the others stay.
+                    log::warn!("echo: refusing {peer}: {}", refused.error);
+                }
+            }
+            Accepted::Shed => {}
+            Accepted::Drained => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The course's `struct_recv.py`: receives fixed-size records packed with
+//! Python's `struct` module and prints each one as Python prints the tuple.
+//!
+//! ```text
+//! cargo run --example struct_recv -- --addr 127.0.0.1:8888      # prints (1, b'zhang', 1.75)
+//! cargo run --example struct_send -- --addr 127.0.0.1:8888
+//! python3 -c "import socket,struct; s=socket.create_connection(('127.0.0.1',8888)); s.send(struct.pack('i5sf',1,b'zhang',1.75))"
+//! ```
+//!
+//! The Python it mirrors (from the course notes):
+//!
+//! ```python
+//! from socket import *
+//! import struct
+//! s = socket()
+//! s.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+//! s.bind(('0.0.0.0', 8888))
+//! s.listen(5)
+//! st = struct.Struct('i5sf')         # 确定数据结构
+//! c, addr = s.accept()
+//! data = c.recv(1024)
+//! data = st.unpack(data)             # ← assumes one recv is one whole record
+//! print(data)
+//! c.close()
+//! s.close()
+//! ```
+//!
+//! **The bug, and the fix.** `recv(1024)` returns whatever TCP has so far:
+//! half a record (`struct.error: unpack requires a buffer of 16 bytes`), or
+//! several records sent back to back (the same error, for 32 bytes). TCP is
+//! a byte stream, not a message stream. Here each client has a buffer: bytes
+//! are appended as they arrive, every complete record at its front is
+//! unpacked and printed (`Struct::unpack_from`, `Struct::size`), and the
+//! rest waits for more. A partial record left when the client closes is
+//! reported on stderr and dropped.
+//!
+//! Also: any number of clients, one after another or at once (the Python
+//! serves one record from one client and exits); `--format` takes any
+//! Python `struct` format (a bad one is a usage error, exit 2); SIGINT /
+//! SIGTERM stop it with exit status 0.
+
+mod common;
+
+use std::io::{ErrorKind, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use clap::Parser;
+use reactor::codec::{Struct, Values};
+use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, Token};
+
+/// Receives struct-packed records over TCP and prints each as a Python tuple.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    net: common::NetArgs,
+    /// Python struct format of one record
+    #[arg(long, default_value = "i5sf", value_parser = common::records::parse_format)]
+    format: Struct,
+}
+
+/// Everything the loop watches.
+enum Source {
+    Listener(TcpListener),
+    Stop(Signals),
+    Client(Client),
+}
+
+/// A client and the bytes of its next record received so far.
+struct Client {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Received bytes not yet unpacked: less than one record between events.
+    buffer: Vec<u8>,
+}
+
+impl AsFd for Source {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Source::Listener(l) => l.as_fd(),
+            Source::Stop(s) => s.as_fd(),
+            Source::Client(c) => c.stream.as_fd(),
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    common::init_logging();
+    let backend = cli.net.backend.choose(Backend::Epoll);
+    let listener = common::bind_tcp(&cli.net.addr);
+    let local = listener
+        .local_addr()
+        .unwrap_or_else(|err| common::fail(err));
+    let stop = common::stop_signals();
+    common::announce(local, backend);
+    if let Err(err) = serve(listener, backend, stop, &cli.format) {
+        common::fail(err);
+    }
+}
+
+/// The loop: accept, reassemble, print, until SIGINT/SIGTERM.
+fn serve(
+    listener: TcpListener,
+    backend: Backend,
+    stop: Signals,
+    st: &Struct,
+) -> reactor::Result<()> {
+    let mut reactor: Reactor<Source> = Reactor::with_backend(backend)?;
+    let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
+    reactor.insert(Source::Stop(stop), Interest::READABLE)?;
+    let mut acceptor = Acceptor::new();
+    let mut events = Events::with_capacity(256);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        reactor.poll(&mut events, None)?;
+        for event in &events {
+            let token = event.token();
+            match reactor.get_mut(token) {
+                // Stale: closed earlier in this batch.
+                None => {}
+                Some(Source::Listener(_)) => accept_all(&mut reactor, listen, &mut acceptor)?,
+                Some(Source::Stop(signals)) => {
+                    // An empty read is a spurious wake-up, not a signal.
+                    let stop = !signals.read().unwrap_or_default().is_empty();
+                    if stop {
+                        return Ok(());
+                    }
+                }
+                Some(Source::Client(client)) => {
+                    let alive = receive(client, st, &mut chunk);
+                    if !alive {
+                        drop(reactor.remove(token));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Accepts every waiting client.
+fn accept_all(
+    reactor: &mut Reactor<Source>,
+    listen: Token,
+    acceptor: &mut Acceptor,
+) -> reactor::Result<()> {
+    loop {
+        let Some(Source::Listener(listener)) = reactor.get(listen) else {
+            return Ok(());
+        };
+        let accepted = acceptor
+            .accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))
+            .map_err(|source| reactor::Error::Sys {
+                call: "accept",
+                fd: None,
+                source,
+            })?;
+        match accepted {
+            Accepted::Connection((stream, peer)) => {
+                log::info!("connect from {peer}");
+                let client = Client {
+                    stream,
+                    peer,
+                    buffer: Vec::new(),
+                };
+                if let Err(refused) = reactor.insert(Source::Client(client), Interest::READABLE) {
+                    log::warn!("refusing {peer}: {}", refused.error);
+                }
+            }
+            Accepted::Shed => {}
+            Accepted::Drained => return Ok(()),
+        }
+    }
+}
+
+/// Reads once, prints every complete record, keeps the partial one.
+/// Returns `false` when the client is gone.
+fn receive(client: &mut Client, st: &Struct, chunk: &mut [u8]) -> bool {
+    let n = match client.stream.read(chunk) {
+        Ok(0) => {
+            if !client.buffer.is_empty() {
+                eprintln!(
+                    "{}: closed with {} bytes of a partial record ({}-byte records); dropped",
+                    client.peer,
+                    client.buffer.len(),
+                    st.size()
+                );
+            }
+            log::info!("disconnect {}", client.peer);
+            return false;
+        }
+        Ok(n) => n,
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+            return true;
+        }
+        Err(err) => {
+            log::info!("{}: {err}", client.peer);
+            return false;
+        }
+    };
+    let size = st.size();
+    let mut data = &chunk[..n];
+    // Complete the record started by an earlier read.
+    if !client.buffer.is_empty() {
+        let take = (size - client.buffer.len()).min(data.len());
+        client.buffer.extend_from_slice(&data[..take]);
+        data = &data[take..];
+        if client.buffer.len() < size {
+            return true;
+        }
+        print_record(st, &client.buffer);
+        client.buffer.clear();
+    }
+    // Whole records straight from the read buffer, without copying.
+    while data.len() >= size {
+        print_record(st, &data[..size]);
+        data = &data[size..];
+    }
+    // The start of the next record waits for the rest.
+    client.buffer.extend_from_slice(data);
+    true
+}
+
+/// Prints one record as Python prints the unpacked tuple.
+fn print_record(st: &Struct, record: &[u8]) {
+    match st.unpack_from(record) {
+        Ok(values) => println!("{}", Values(&values)),
+        // Cannot happen: `record` is exactly one record long.
+        Err(err) => eprintln!("error: {err}"),
+    }
+}

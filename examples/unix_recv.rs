@@ -1,0 +1,308 @@
+//! The course's `unix_recv.py`: a server on an `AF_UNIX` stream socket that
+//! prints each message and answers `Receive`.
+//!
+//! ```text
+//! cargo run --example unix_recv -- --path ./sock_file
+//! cargo run --example unix_send -- --path ./sock_file     # type lines; each is answered Receive
+//! python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.connect('./sock_file'); s.send(b'hi'); print(s.recv(64))"
+//! ```
+//!
+//! The Python it mirrors (from the course notes):
+//!
+//! ```python
+//! from socket import *
+//! import os
+//! sock_file = './sock_file'
+//! if os.path.exists(sock_file):      # 判断文件是否已经存在
+//!     os.remove(sock_file)           # ← deletes whatever is there
+//! sockfd = socket(AF_UNIX, SOCK_STREAM)
+//! sockfd.bind(sock_file)
+//! sockfd.listen(3)
+//! while True:
+//!     c, addr = sockfd.accept()
+//!     while True:
+//!         data = c.recv(1024)
+//!         if data:
+//!             print(data.decode())
+//!             c.send(b"Receive")
+//!         else:
+//!             break
+//!     c.close()
+//! sockfd.close()
+//! ```
+//!
+//! **The bugs, and the fixes.**
+//!
+//! - *It deletes whatever file sits at the path*: a typo'd `--path` could
+//!   remove someone's data, and a second server would silently steal the
+//!   socket of a running one. Here the path is removed only if it is a
+//!   socket (`S_ISSOCK`, checked with `lstat`, so a symlink is never
+//!   followed) **and** connecting to it is refused (`ECONNREFUSED`: a stale
+//!   file left by a server that was killed). A live server's socket, or any
+//!   other kind of file, is an error naming the path, exit status 1, and
+//!   nothing is deleted.
+//! - *One client at a time*: the inner `while` serves one client until it
+//!   leaves while the others wait in the backlog. Here every client is in
+//!   the reactor at once.
+//! - *The file stays behind* after Ctrl-C. Here SIGINT/SIGTERM close every
+//!   client, remove the socket file (if it is still ours) and exit 0.
+//! - *Paths longer than `sun_path` (107 bytes)* are refused with a clear
+//!   error instead of being truncated; the socket file is created with mode
+//!   0600 (owner only) whatever the umask.
+//! - A UTF-8 character split between two reads is held until complete
+//!   (`data.decode()` raises on it); invalid bytes print as `�`.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, Token};
+
+/// What the server answers to every message, as the course's does.
+const REPLY: &[u8] = b"Receive";
+
+/// Stop reading from a client whose unread replies pass this many bytes.
+const MAX_PENDING: usize = 64 * 1024;
+
+/// The longest path `sun_path` holds, leaving room for its NUL.
+const MAX_PATH: usize = 107;
+
+/// The course's unix-socket server: prints each message and answers Receive.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Path of the socket file
+    #[arg(long, default_value = "./sock_file")]
+    path: PathBuf,
+    #[command(flatten)]
+    backend: common::BackendArg,
+}
+
+/// Everything the loop watches.
+enum Source {
+    Listener(UnixListener),
+    Stop(Signals),
+    Client(Client),
+}
+
+/// A client: its socket, replies it has not read, a split UTF-8 character.
+struct Client {
+    stream: UnixStream,
+    pending: VecDeque<u8>,
+    partial: Vec<u8>,
+    watching: Interest,
+}
+
+impl AsFd for Source {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Source::Listener(l) => l.as_fd(),
+            Source::Stop(s) => s.as_fd(),
+            Source::Client(c) => c.stream.as_fd(),
+        }
+    }
+}
+
+/// The socket file this server created; removed on the way out, if it is
+/// still the same file (nobody replaced it meanwhile).
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    fn remove(&self) {
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.file_type().is_socket() && m.dev() == self.dev && m.ino() == self.ino);
+        if ours && let Err(err) = std::fs::remove_file(&self.path) {
+            eprintln!("error: cannot remove {}: {err}", self.path.display());
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    common::init_logging();
+    let backend = cli.backend.choose(Backend::Epoll);
+    let path = cli.path;
+    let (listener, file) = bind(&path).unwrap_or_else(|err| common::fail(err));
+    let stop = common::stop_signals();
+    common::announce(path.display(), backend);
+    let result = serve(listener, backend, stop);
+    file.remove();
+    if let Err(err) = result {
+        common::fail(err);
+    }
+}
+
+/// Checks the path, removes a stale socket file, and binds with mode 0600.
+fn bind(path: &Path) -> Result<(UnixListener, SocketFile), String> {
+    let shown = path.display();
+    let len = path.as_os_str().len();
+    if len > MAX_PATH {
+        return Err(format!(
+            "socket path {shown} is {len} bytes; a unix socket path holds at most {MAX_PATH} (sun_path)"
+        ));
+    }
+    match std::fs::symlink_metadata(path) {
+        Err(err) if err.kind() == ErrorKind::NotFound => {}
+        Err(err) => return Err(format!("cannot inspect {shown}: {err}")),
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(format!(
+                "{shown} exists and is not a socket; not removing it (choose another --path)"
+            ));
+        }
+        Ok(_) => match UnixStream::connect(path) {
+            Ok(_) => return Err(format!("{shown}: another server is listening on it")),
+            Err(err) if err.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                log::info!("removing stale socket file {shown} (nobody answers on it)");
+                std::fs::remove_file(path)
+                    .map_err(|err| format!("cannot remove stale socket {shown}: {err}"))?;
+            }
+            Err(err) => return Err(format!("{shown} is a socket but cannot be checked: {err}")),
+        },
+    }
+    // The file gets 0777 & !umask: make that 0600 for the bind. The process
+    // is still single-threaded here, so no other file sees this umask.
+    // SAFETY: umask only swaps the process's file-creation mask.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above; restores the caller's mask.
+    unsafe { libc::umask(old) };
+    let listener = bound.map_err(|err| format!("cannot listen on {shown}: {err}"))?;
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|err| format!("cannot inspect {shown} after bind: {err}"))?;
+    let file = SocketFile {
+        path: path.to_owned(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+    };
+    if let Err(err) = listener.set_nonblocking(true) {
+        file.remove();
+        return Err(format!("cannot make the listener non-blocking: {err}"));
+    }
+    Ok((listener, file))
+}
+
+/// The loop: accept, print, answer `Receive`, until SIGINT/SIGTERM.
+fn serve(listener: UnixListener, backend: Backend, stop: Signals) -> reactor::Result<()> {
+    let mut reactor: Reactor<Source> = Reactor::with_backend(backend)?;
+    let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
+    reactor.insert(Source::Stop(stop), Interest::READABLE)?;
+    let mut acceptor = Acceptor::new();
+    let mut events = Events::with_capacity(256);
+    loop {
+        reactor.poll(&mut events, None)?;
+        for event in &events {
+            let token = event.token();
+            match reactor.get_mut(token) {
+                // Stale: closed earlier in this batch.
+                None => {}
+                Some(Source::Listener(_)) => accept_all(&mut reactor, listen, &mut acceptor)?,
+                Some(Source::Stop(signals)) => {
+                    // An empty read is a spurious wake-up, not a signal.
+                    let stop = !signals.read().unwrap_or_default().is_empty();
+                    if stop {
+                        return Ok(());
+                    }
+                }
+                Some(Source::Client(client)) => {
+                    match handle(client, event.is_readable(), event.is_writable()) {
+                        Some(interest) if interest == client.watching => {}
+                        Some(interest) => {
+                            client.watching = interest;
+                            if reactor.modify(token, interest).is_err() {
+                                drop(reactor.remove(token));
+                            }
+                        }
+                        None => drop(reactor.remove(token)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Accepts every waiting client.
+fn accept_all(
+    reactor: &mut Reactor<Source>,
+    listen: Token,
+    acceptor: &mut Acceptor,
+) -> reactor::Result<()> {
+    loop {
+        let Some(Source::Listener(listener)) = reactor.get(listen) else {
+            return Ok(());
+        };
+        let accepted = acceptor
+            .accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))
+            .map_err(|source| reactor::Error::Sys {
+                call: "accept",
+                fd: None,
+                source,
+            })?;
+        match accepted {
+            Accepted::Connection((stream, _)) => {
+                let client = Client {
+                    stream,
+                    pending: VecDeque::new(),
+                    partial: Vec::new(),
+                    watching: Interest::READABLE,
+                };
+                if let Err(refused) = reactor.insert(Source::Client(client), Interest::READABLE) {
+                    log::warn!("refusing a client: {}", refused.error);
+                }
+            }
+            Accepted::Shed => {}
+            Accepted::Drained => return Ok(()),
+        }
+    }
+}
+
+/// Reads and prints a message, queues `Receive`, writes what the socket
+/// takes. Returns the interest needed next, or `None` to close.
+fn handle(client: &mut Client, readable: bool, writable: bool) -> Option<Interest> {
+    if readable && client.pending.len() < MAX_PENDING {
+        let mut buf = [0u8; 1024];
+        match client.stream.read(&mut buf) {
+            Ok(0) => {
+                if !client.partial.is_empty() {
+                    println!("{}", String::from_utf8_lossy(&client.partial));
+                }
+                return None;
+            }
+            Ok(n) => {
+                if let Some(text) = common::course_server::decode(&mut client.partial, &buf[..n]) {
+                    println!("{text}");
+                }
+                client.pending.extend(REPLY);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Err(_) => return None,
+        }
+    }
+    if writable || !client.pending.is_empty() {
+        while !client.pending.is_empty() {
+            let (front, _) = client.pending.as_slices();
+            match client.stream.write(front) {
+                Ok(n) => drop(client.pending.drain(..n)),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+    }
+    Some(if client.pending.len() >= MAX_PENDING {
+        Interest::WRITABLE
+    } else if client.pending.is_empty() {
+        Interest::READABLE
+    } else {
+        Interest::READABLE | Interest::WRITABLE
+    })
+}
