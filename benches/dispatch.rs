@@ -248,12 +248,7 @@ impl Loop for LibcLoop {
         while !chain.done() {
             // SAFETY: `buf` has room for BATCH events.
             let n = unsafe {
-                libc::epoll_wait(
-                    self.ep.as_raw_fd(),
-                    self.buf.as_mut_ptr(),
-                    BATCH as i32,
-                    -1,
-                )
+                libc::epoll_wait(self.ep.as_raw_fd(), self.buf.as_mut_ptr(), BATCH as i32, -1)
             };
             if n < 0 {
                 let err = std::io::Error::last_os_error();

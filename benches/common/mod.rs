@@ -148,7 +148,11 @@ pub fn pin_to_cpu(cpu: usize) -> bool {
 pub fn epoll_create() -> OwnedFd {
     // SAFETY: no pointers.
     let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    assert!(fd >= 0, "epoll_create1: {}", std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "epoll_create1: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: just created.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
