@@ -115,6 +115,9 @@ const PALETTE: [RGBColor; 10] = [
 
 type Series = Vec<(String, Vec<(f64, f64)>)>;
 
+/// (size, conns) → server → (msgs/s of each round, CPU ns/msg of each round).
+type EchoData = BTreeMap<(u64, u64), BTreeMap<String, (Vec<f64>, Vec<f64>)>>;
+
 /// A log–log line plot, one line per series.
 fn line_plot(path: &Path, title: &str, xlabel: &str, ylabel: &str, series: &Series) {
     let pts = series.iter().flat_map(|(_, p)| p.iter());
@@ -498,7 +501,7 @@ fn b2(md: &mut String, docs: &Path, results: &Path) {
         md.push_str("\n\n");
     }
     // (conns, size) → server → (rates, cpu)
-    let mut data: BTreeMap<(u64, u64), BTreeMap<String, (Vec<f64>, Vec<f64>)>> = BTreeMap::new();
+    let mut data: EchoData = BTreeMap::new();
     for line in csv.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         if f.len() < 12 || f[11] != "true" {
