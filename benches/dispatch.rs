@@ -36,7 +36,7 @@ mod common;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use reactor::{
     AnyPoller, Backend, EpollPoller, Events, Interest, PollPoller, Poller, Reactor, SelectPoller,
     Token, Trigger,
@@ -371,5 +371,108 @@ fn dispatch(c: &mut Criterion) {
     }
 }
 
+/// Child mode for `--instructions`: N pairs, register once, `runs` runs,
+/// unregister.
+fn instructions_child(variant: &str, n: usize, runs: usize) {
+    let pairs = common::socketpairs(n);
+    let readers: Vec<RawFd> = pairs.iter().map(|(r, _)| r.as_raw_fd()).collect();
+    let writers: Vec<RawFd> = pairs.iter().map(|(_, w)| w.as_raw_fd()).collect();
+    let Some((_, mut lp)) = variants(n).into_iter().find(|(name, _)| *name == variant) else {
+        eprintln!("unknown variant {variant} at N={n}");
+        std::process::exit(2);
+    };
+    lp.setup(&readers);
+    for _ in 0..runs {
+        let mut chain = Chain::start(&readers, &writers, n);
+        lp.run(&mut chain);
+        assert_eq!(chain.count, ACTIVE.min(n) + n, "{variant}: lost bytes");
+    }
+    lp.teardown(&readers);
+}
+
+/// Instructions (callgrind's `Ir`, user space only) of one child run.
+fn callgrind_ir(variant: &str, n: usize, runs: usize) -> Result<u64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(&exe)
+        .args([
+            "--instructions-child",
+            variant,
+            &n.to_string(),
+            &runs.to_string(),
+        ])
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("child failed: {}", out.status));
+    }
+    text.lines()
+        .find_map(|l| l.split_once("refs:").map(|(_, v)| v.replace(',', "")))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no 'refs:' line from callgrind".to_owned())
+}
+
+/// `--instructions`: user-space instructions per event for every variant
+/// at N = 100 and 1000, from two callgrind runs (1 and 4 runs of the chain,
+/// so set-up and tear-down cancel). Deterministic, unlike wall time.
+fn instructions() {
+    println!("{}", common::env_header());
+    if std::process::Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("valgrind not installed: instruction counts skipped");
+        return;
+    }
+    println!(
+        "# B1 user-space instructions per event (valgrind --tool=callgrind; runs of 1 and 4 chains)"
+    );
+    let sizes = [100usize, 1000];
+    print!("| variant |");
+    for n in sizes {
+        print!(" N={n} |");
+    }
+    println!("\n|---|---|---|");
+    let names: Vec<&str> = variants(100).iter().map(|(name, _)| *name).collect();
+    for name in names {
+        print!("| {name} |");
+        for n in sizes {
+            if name.ends_with("select") && n > SELECT_MAX_PAIRS {
+                print!(" – |");
+                continue;
+            }
+            match (callgrind_ir(name, n, 1), callgrind_ir(name, n, 4)) {
+                (Ok(a), Ok(b)) => {
+                    let per = (b as f64 - a as f64) / (3 * (ACTIVE + n)) as f64;
+                    print!(" {per:.0} |");
+                }
+                (Err(e), _) | (_, Err(e)) => print!(" error: {e} |"),
+            }
+        }
+        println!();
+    }
+}
+
 criterion_group!(benches, dispatch);
-criterion_main!(benches);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--instructions-child") {
+        let arg = |k: usize| args.get(i + k).map_or("", String::as_str);
+        instructions_child(
+            arg(1),
+            arg(2).parse().unwrap_or(100),
+            arg(3).parse().unwrap_or(1),
+        );
+        return;
+    }
+    if args.iter().any(|a| a == "--instructions") {
+        instructions();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
