@@ -219,8 +219,49 @@ fn count_syscalls(n: u64) -> i32 {
     i32::from(failed)
 }
 
+/// Instructions (callgrind's `Ir`, user space only) of one child run.
+fn callgrind_ir(variant: &str, iters: u64) -> Result<u64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(&exe)
+        .args(["--syscall-child", variant, &iters.to_string()])
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("child failed: {}", out.status));
+    }
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.split_once("refs:").map(|(_, v)| v.replace(',', "")))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no 'refs:' line from callgrind".to_owned())
+}
+
+/// `--instructions`: user-space instructions per iteration (callgrind, runs
+/// of 1000 and 11000 iterations). Deterministic, unlike wall time.
+fn instructions() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        println!("valgrind not installed: instruction counts skipped");
+        return;
+    }
+    println!("# B8 user-space instructions per idle-loop iteration (valgrind --tool=callgrind)");
+    println!("| variant | instructions / iteration |");
+    println!("|---|---|");
+    for variant in VARIANTS {
+        match (callgrind_ir(variant, 1000), callgrind_ir(variant, 11000)) {
+            (Ok(a), Ok(b)) => println!("| {variant} | {:.0} |", (b as f64 - a as f64) / 10_000.0),
+            (Err(e), _) | (_, Err(e)) => println!("| {variant} | error: {e} |"),
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--instructions") {
+        instructions();
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--syscall-child") {
         let variant = args.get(i + 1).map(String::as_str).unwrap_or("");
         let iters = args.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(0);

@@ -354,7 +354,7 @@ const B1_VARIANTS: [&str; 8] = [
     "libc_epoll",
 ];
 
-fn b1(r: &Results, md: &mut String, docs: &Path) {
+fn b1(r: &Results, md: &mut String, docs: &Path, results: &Path) {
     let Some(run) = r.get("b1_run") else {
         return;
     };
@@ -409,6 +409,12 @@ fn b1(r: &Results, md: &mut String, docs: &Path) {
     );
     md.push_str("\n![dispatch cost vs N](bench/dispatch.svg)\n\n");
 
+    include_table(
+        md,
+        results,
+        "dispatch_instructions.md",
+        "User-space instructions per event (`cargo bench --bench dispatch -- --instructions`, callgrind; deterministic):",
+    );
     if let Some(setup) = r.get("b1_setup") {
         md.push_str("Setup per registration (register N, then unregister all; per fd):\n\n| N |");
         for v in B1_VARIANTS {
@@ -445,10 +451,24 @@ fn b8(r: &Results, md: &mut String, results: &Path) {
         let _ = writeln!(md, "| {name} | {} | {:.2} |", fmt_ns(ns), ns / raw);
     }
     md.push('\n');
-    if let Ok(text) = std::fs::read_to_string(results.join("idle_syscalls.md")) {
-        md.push_str(
-            "System calls per iteration (`cargo bench --bench idle_loop -- --count-syscalls`):\n\n",
-        );
+    include_table(
+        md,
+        results,
+        "idle_syscalls.md",
+        "System calls per iteration (`cargo bench --bench idle_loop -- --count-syscalls`, strace):",
+    );
+    include_table(
+        md,
+        results,
+        "idle_instructions.md",
+        "User-space instructions per iteration (`cargo bench --bench idle_loop -- --instructions`, callgrind; deterministic):",
+    );
+}
+
+/// Copies the markdown table lines of `results/file`, under `title`.
+fn include_table(md: &mut String, results: &Path, file: &str, title: &str) {
+    if let Ok(text) = std::fs::read_to_string(results.join(file)) {
+        let _ = write!(md, "{title}\n\n");
         md.push_str(
             &text
                 .lines()
@@ -583,7 +603,7 @@ fn main() {
         md.push_str("\n```\n\n");
     }
     b0(&r, &mut md, &docs);
-    b1(&r, &mut md, &docs);
+    b1(&r, &mut md, &docs, &results);
     b8(&r, &mut md, &results);
     b2(&mut md, &docs, &results);
     others(&r, &mut md);

@@ -42,6 +42,9 @@ cargo bench --bench calibration -- "${crit[@]}"
 cargo bench --bench dispatch -- "${crit[@]}" "${b1_filter[@]}"
 cargo bench --bench idle_loop -- "${crit[@]}"
 cargo bench --bench idle_loop -- --count-syscalls 2000 | tee "$out/idle_syscalls.md"
+# User-space instructions (callgrind): deterministic, whatever the load.
+cargo bench --bench idle_loop -- --instructions | tee "$out/idle_instructions.md"
+cargo bench --bench dispatch -- --instructions | tee "$out/dispatch_instructions.md"
 if [ -f benches/timers.rs ]; then
   cargo bench --bench timers -- "${crit[@]}"
 fi
