@@ -22,7 +22,7 @@
 //! utilisation.
 //!
 //! Profiles: `--quick` (3 rounds × 1 s, the default), `--full` (7 rounds ×
-//! 4 s after a 1 s warm-up), `--smoke` (1 round × 0.2 s at 1 and 10
+//! 3 s after a 1 s warm-up), `--smoke` (1 round × 0.2 s at 1 and 10
 //! connections: CI). Output: a CSV of every round and a markdown table in
 //! `target/bench-results/` (`--out DIR` to change). Exits 1 only when a
 //! byte was wrong or lost (that round's ratio is void); target misses are
@@ -675,7 +675,7 @@ fn main() {
             conns: vec![1, 10, 100, 1000],
             sizes: vec![64, 4096],
             rounds: 7,
-            secs: 4.0,
+            secs: 3.0,
             warmup: 1.0,
         }
     } else if has("--smoke") {

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 profile=${1:---quick}
 case "$profile" in
   --quick) crit=(--warm-up-time 0.5 --measurement-time 1.5); echo_args=(--quick); b1_filter=() ;;
-  --full)  crit=(--warm-up-time 2 --measurement-time 5);     echo_args=(--full); b1_filter=() ;;
+  --full)  crit=(--warm-up-time 1 --measurement-time 3);     echo_args=(--full); b1_filter=() ;;
   --smoke) crit=(--warm-up-time 0.05 --measurement-time 0.1 --sample-size 10 --noplot); echo_args=(--smoke); b1_filter=('/(100|1000)$') ;;
   *) echo "usage: $0 [--quick|--full|--smoke]" >&2; exit 2 ;;
 esac
