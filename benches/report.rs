@@ -118,6 +118,22 @@ type Series = Vec<(String, Vec<(f64, f64)>)>;
 /// (size, conns) → server → (msgs/s of each round, CPU ns/msg of each round).
 type EchoData = BTreeMap<(u64, u64), BTreeMap<String, (Vec<f64>, Vec<f64>)>>;
 
+/// 1, 2, 5 × 10^k between `lo` and `hi`: labels for a log axis.
+fn key_points(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut decade = 10f64.powi(lo.max(1e-3).log10().floor() as i32);
+    while decade <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let v = decade * m;
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+        decade *= 10.0;
+    }
+    out
+}
+
 /// A log–log line plot, one line per series.
 fn line_plot(path: &Path, title: &str, xlabel: &str, ylabel: &str, series: &Series) {
     let pts = series.iter().flat_map(|(_, p)| p.iter());
@@ -140,7 +156,9 @@ fn line_plot(path: &Path, title: &str, xlabel: &str, ylabel: &str, series: &Seri
         .y_label_area_size(80)
         .build_cartesian_2d(
             (xmin * 0.8..xmax * 1.25).log_scale(),
-            (ymin * 0.7..ymax * 1.5).log_scale(),
+            (ymin * 0.7..ymax * 1.5)
+                .log_scale()
+                .with_key_points(key_points(ymin * 0.7, ymax * 1.5)),
         );
     let Ok(mut chart) = chart else { return };
     let _ = chart
