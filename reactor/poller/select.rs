@@ -349,12 +349,18 @@ impl Poller for SelectPoller {
         } else {
             0
         };
-        for step in 0..len {
+        // `next` wraps by comparison, not `%`: no division per descriptor.
+        let mut next = start;
+        for _ in 0..len {
             if events.len() == events.capacity() {
-                self.next_scan = (start + step) % len;
+                self.next_scan = next;
                 break;
             }
-            let fd = ((start + step) % len) as RawFd;
+            let fd = next as RawFd;
+            next += 1;
+            if next == len {
+                next = 0;
+            }
             let Some(entry) = self.entries[fd as usize] else {
                 continue;
             };
