@@ -36,17 +36,22 @@
 //!   every inherited descriptor except stdio and the listener (the parent's
 //!   epoll, its signal pipes, its siblings' pidfds), then makes a new
 //!   reactor and its own `Signals` (which take SIGTERM over from the
-//!   handlers it inherited: see `reactor::Signals` on fork).
+//!   handlers it inherited: see `reactor::Signals` on fork). SIGTERM and
+//!   SIGINT stay blocked from just before the `fork` until the worker's
+//!   handlers are in place, so a stop that arrives during start-up is
+//!   delivered to them rather than to the inherited ones.
 //! - **No parent code runs twice.** Everything is flushed before `fork`, so
 //!   no buffered line is printed by both processes. The worker never returns
 //!   into the parent's code: it ends with `_exit`, even if it panics, so no
 //!   destructor of the parent's objects runs in the child.
-//! - **One inherited listener.** All workers accept on the same listening
-//!   socket, inherited across `fork` (the kernel wakes them all; one wins
-//!   the `accept`, the others see `EAGAIN`). The alternative is
-//!   `SO_REUSEPORT`: one listener per worker on the same port, and the
-//!   kernel spreads connections among them by hash — fairer under load, but
-//!   connections queued on a dying worker's socket are lost with it.
+//! - **One inherited listener** (the default). All workers accept on the
+//!   same listening socket, inherited across `fork` (the kernel wakes them
+//!   all; one wins the `accept`, the others see `EAGAIN`). The alternative,
+//!   `--reuseport`: each worker binds its own listener to the same port
+//!   with `SO_REUSEPORT` (the parent only binds a socket to reserve the
+//!   port, and never listens on it), and the kernel spreads connections
+//!   among the listeners by hash: no thundering herd, but connections still
+//!   queued on a dying worker's socket are reset with it.
 //! - **fork in a Rust program.** Only the calling thread survives `fork`,
 //!   so a lock held by another thread stays locked forever in the child.
 //!   This program forks only while it has a single thread, and checks it.
@@ -58,7 +63,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -78,6 +83,9 @@ struct Cli {
     /// How the parent learns that workers exited: pidfd or sigchld [default: pidfd if the kernel has it]
     #[arg(long)]
     child_mode: Option<ChildMode>,
+    /// Give each worker its own SO_REUSEPORT listener instead of sharing one
+    #[arg(long)]
+    reuseport: bool,
 }
 
 /// How long workers get to stop after SIGTERM before they are killed.
@@ -109,6 +117,8 @@ impl std::os::fd::AsFd for Source {
 struct Supervisor {
     reactor: Reactor<Source>,
     listener: Option<TcpListener>,
+    /// `--reuseport`: the address each worker binds its own listener to.
+    reuseport: Option<SocketAddr>,
     backend: Backend,
     mode: ChildMode,
     /// Size of the pool.
@@ -136,9 +146,17 @@ fn main() {
     let mode = cli.child_mode.unwrap_or_else(ChildMode::detect);
     ensure_single_threaded();
 
-    // Blocking listener? No: each worker polls it, so it must be non-blocking,
-    // and the flag lives on the shared open file description.
-    let listener = common::bind_tcp(&cli.net.addr);
+    // Shared: one non-blocking listener (the flag lives on the open file
+    // description all workers share). SO_REUSEPORT: the parent only binds,
+    // to reserve the port (a socket that never listens gets no
+    // connections); each worker binds and listens on its own.
+    let listener = if cli.reuseport {
+        let addr = resolve(&cli.net.addr);
+        reuseport_socket(addr, false)
+            .unwrap_or_else(|err| common::fail(format_args!("cannot bind {addr}: {err}")))
+    } else {
+        common::bind_tcp(&cli.net.addr)
+    };
     let local = listener
         .local_addr()
         .unwrap_or_else(|err| common::fail(err));
@@ -159,6 +177,7 @@ fn main() {
     let mut supervisor = Supervisor {
         reactor,
         listener: Some(listener),
+        reuseport: cli.reuseport.then_some(local),
         backend,
         mode,
         workers,
@@ -181,7 +200,7 @@ impl Supervisor {
         self.window = (Instant::now(), 0);
         loop {
             if self.stopping.is_some() && self.live.is_empty() {
-                say("all workers stopped");
+                common::say("all workers stopped");
                 return;
             }
             let timeout = self.next_timeout();
@@ -207,9 +226,15 @@ impl Supervisor {
                             Ok(Some(status)) => exited.push((pid, status)),
                             Ok(None) => {}
                             Err(err) => {
-                                // Reaped by someone else (SIG_IGN?): the status is lost.
-                                log::error!("waitid on worker {pid}: {err}");
+                                // Reaped by someone else (SIG_IGN?): gone,
+                                // but its status is lost.
                                 self.forget(pid);
+                                common::say(format_args!(
+                                    "worker {pid} exited: status unknown ({err})"
+                                ));
+                                if self.stopping.is_none() {
+                                    self.owed += 1;
+                                }
                             }
                         }
                     }
@@ -217,7 +242,7 @@ impl Supervisor {
             }
             for (pid, status) in exited {
                 self.forget(pid);
-                say(&format!("worker {pid} exited: {status}"));
+                common::say(format_args!("worker {pid} exited: {status}"));
                 if self.stopping.is_none() {
                     self.owed += 1;
                 }
@@ -251,10 +276,10 @@ impl Supervisor {
     /// second signal kills them at once.
     fn stop(&mut self) {
         let signal = if self.stopping.is_some() {
-            say("second stop signal: killing the workers");
+            common::say("second stop signal: killing the workers");
             libc::SIGKILL
         } else {
-            say("stopping workers");
+            common::say("stopping workers");
             self.stopping = Some(Instant::now());
             libc::SIGTERM
         };
@@ -332,13 +357,27 @@ impl Supervisor {
         // Anything buffered now would be printed by both processes.
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
+        // Stop signals are blocked across the fork, so that one arriving
+        // before the worker has its own handlers waits for them instead of
+        // finding the inherited ones (which would kill it with the default
+        // action, not stop it gracefully).
+        let unblock = block_stop_signals();
         // SAFETY: this process is single-threaded (checked at start), so the
         // child gets a consistent copy of every lock; it runs only
         // `worker`, which never returns into this code.
         let pid = unsafe { libc::fork() };
+        if pid != 0 {
+            set_signal_mask(&unblock);
+        }
         match pid {
             -1 => Err(std::io::Error::last_os_error()),
-            0 => worker(listener, self.backend),
+            0 => {
+                let listen = match self.reuseport {
+                    Some(addr) => Listen::ReusePort(addr),
+                    None => Listen::Shared(listener),
+                };
+                worker(listen, self.backend, unblock)
+            }
             pid => {
                 let token = match self.mode {
                     ChildMode::Sigchld => None,
@@ -354,7 +393,7 @@ impl Supervisor {
                     },
                 };
                 self.live.insert(pid, token);
-                say(&format!("worker {pid} started"));
+                common::say(format_args!("worker {pid} started"));
                 Ok(())
             }
         }
@@ -375,12 +414,27 @@ impl Supervisor {
 }
 
 /// The worker, in the child after `fork`. Never returns: ends with `_exit`.
-fn worker(listener: libc::c_int, backend: Backend) -> ! {
+fn worker(listen: Listen, backend: Backend, unblock: libc::sigset_t) -> ! {
     let code = std::panic::catch_unwind(|| {
-        close_inherited(listener);
-        // SAFETY: the parent gave us this descriptor and close_inherited
-        // kept it; from here on this OwnedFd is its only owner in this process.
-        let listener = unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(listener) };
+        let listener = match listen {
+            Listen::Shared(fd) => {
+                close_inherited(fd);
+                // SAFETY: the parent gave us this descriptor and
+                // close_inherited kept it; from here on this TcpListener is
+                // its only owner in this process.
+                unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+            }
+            Listen::ReusePort(addr) => {
+                close_inherited(-1);
+                match reuseport_socket(addr, true) {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        eprintln!("worker: cannot listen on {addr}: {err}");
+                        return 1;
+                    }
+                }
+            }
+        };
         let stop = match Signals::new(&[libc::SIGTERM, libc::SIGINT]) {
             Ok(stop) => stop,
             Err(err) => {
@@ -388,6 +442,9 @@ fn worker(listener: libc::c_int, backend: Backend) -> ! {
                 return 1;
             }
         };
+        // Our handlers are in place: a stop signal that came early is
+        // delivered to them now.
+        set_signal_mask(&unblock);
         match echo_engine::serve(listener, backend, stop, &EchoConfig::default()) {
             Ok(()) => 0,
             Err(err) => {
@@ -403,10 +460,24 @@ fn worker(listener: libc::c_int, backend: Backend) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Closes every descriptor above stderr except `keep`: the parent's epoll
-/// instance, signal pipes and pidfds must not be used (or kept open) here.
+/// Where a worker gets its listener.
+enum Listen {
+    /// The parent's listener, inherited (this descriptor).
+    Shared(libc::c_int),
+    /// A listener of its own, bound with SO_REUSEPORT to this address.
+    ReusePort(SocketAddr),
+}
+
+/// Closes every descriptor above stderr except `keep` (none if `keep` < 3):
+/// the parent's epoll instance, signal pipes and pidfds must not be used
+/// (or kept open) here.
 fn close_inherited(keep: libc::c_int) {
-    for (first, last) in [(3, keep - 1), (keep + 1, libc::c_int::MAX)] {
+    let ranges = if keep < 3 {
+        [(3, libc::c_int::MAX), (1, 0)]
+    } else {
+        [(3, keep - 1), (keep + 1, libc::c_int::MAX)]
+    };
+    for (first, last) in ranges {
         if first > last {
             continue;
         }
@@ -423,6 +494,120 @@ fn close_inherited(keep: libc::c_int) {
     }
 }
 
+/// `--addr` as one socket address, or exit 1.
+fn resolve(addr: &str) -> SocketAddr {
+    match addr.to_socket_addrs().map(|mut addrs| addrs.next()) {
+        Ok(Some(addr)) => addr,
+        Ok(None) => common::fail(format_args!("--addr {addr} resolves to nothing")),
+        Err(err) => common::fail(format_args!("cannot resolve --addr {addr}: {err}")),
+    }
+}
+
+/// A non-blocking, close-on-exec TCP socket with SO_REUSEADDR and
+/// SO_REUSEPORT, bound to `addr`; listening if `listen`.
+fn reuseport_socket(addr: SocketAddr, listen: bool) -> std::io::Result<TcpListener> {
+    use std::os::fd::FromRawFd;
+    let check = |ret: libc::c_int| {
+        if ret == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(ret)
+        }
+    };
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket takes no pointers.
+    let fd = check(unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    })?;
+    // SAFETY: a new descriptor that nothing else owns.
+    let socket = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: `one` is a live c_int and its size is passed.
+        check(unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+    }
+    // SAFETY: an all-zero sockaddr_storage is valid and large enough for
+    // either address family.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is aligned and sized for sockaddr_in.
+            let sin = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: sockaddr_storage is aligned and sized for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr.s6_addr = v6.ip().octets();
+            sin6.sin6_scope_id = v6.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // SAFETY: `storage` holds a valid address of `len` bytes.
+    check(unsafe {
+        libc::bind(
+            fd,
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len as libc::socklen_t,
+        )
+    })?;
+    if listen {
+        // SAFETY: listen takes no pointers.
+        check(unsafe { libc::listen(fd, 1024) })?;
+    }
+    Ok(TcpListener::from(socket))
+}
+
+/// Blocks SIGTERM and SIGINT; returns the mask to restore.
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: zeroed sigset_t values are valid for sigemptyset/sigaddset to
+    // fill in, and sigprocmask only reads `block` and writes `old`.
+    unsafe {
+        let mut block: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut block);
+        libc::sigaddset(&mut block, libc::SIGTERM);
+        libc::sigaddset(&mut block, libc::SIGINT);
+        if libc::sigprocmask(libc::SIG_BLOCK, &block, &mut old) == -1 {
+            log::warn!("sigprocmask: {}", std::io::Error::last_os_error());
+        }
+        old
+    }
+}
+
+/// Restores a mask saved by `block_stop_signals`.
+fn set_signal_mask(mask: &libc::sigset_t) {
+    // SAFETY: `mask` is a valid sigset_t; the old mask is not wanted.
+    if unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) } == -1 {
+        log::warn!("sigprocmask: {}", std::io::Error::last_os_error());
+    }
+}
+
 /// Exits with an error unless this process has exactly one thread.
 fn ensure_single_threaded() {
     let threads = std::fs::read_dir("/proc/self/task")
@@ -433,12 +618,4 @@ fn ensure_single_threaded() {
             "prefork_echo must fork from a single thread; it has {threads}"
         ));
     }
-}
-
-/// Prints a line to stdout and flushes it at once (tests read it, and it
-/// must not linger in a buffer that `fork` would copy).
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }

@@ -149,13 +149,7 @@ fn accept_all(
         let Some(Source::Listener(listener)) = reactor.get(listen) else {
             return Ok(());
         };
-        let accepted = acceptor
-            .accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))
-            .map_err(|source| reactor::Error::Sys {
-                call: "accept",
-                fd: None,
-                source,
-            })?;
+        let accepted = acceptor.accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))?;
         match accepted {
             Accepted::Connection((stream, peer)) => {
                 log::info!("connect from {peer}");
@@ -225,7 +219,7 @@ fn receive(client: &mut Client, st: &Struct, chunk: &mut [u8]) -> bool {
 /// Prints one record as Python prints the unpacked tuple.
 fn print_record(st: &Struct, record: &[u8]) {
     match st.unpack_from(record) {
-        Ok(values) => println!("{}", Values(&values)),
+        Ok(values) => common::say(format_args!("{}", Values(&values))),
         // Cannot happen: `record` is exactly one record long.
         Err(err) => eprintln!("error: {err}"),
     }

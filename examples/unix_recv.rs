@@ -240,13 +240,7 @@ fn accept_all(
         let Some(Source::Listener(listener)) = reactor.get(listen) else {
             return Ok(());
         };
-        let accepted = acceptor
-            .accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))
-            .map_err(|source| reactor::Error::Sys {
-                call: "accept",
-                fd: None,
-                source,
-            })?;
+        let accepted = acceptor.accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))?;
         match accepted {
             Accepted::Connection((stream, _)) => {
                 let client = Client {
@@ -273,13 +267,13 @@ fn handle(client: &mut Client, readable: bool, writable: bool) -> Option<Interes
         match client.stream.read(&mut buf) {
             Ok(0) => {
                 if !client.partial.is_empty() {
-                    println!("{}", String::from_utf8_lossy(&client.partial));
+                    common::say(format_args!("{}", String::from_utf8_lossy(&client.partial)));
                 }
                 return None;
             }
             Ok(n) => {
                 if let Some(text) = common::course_server::decode(&mut client.partial, &buf[..n]) {
-                    println!("{text}");
+                    common::say(format_args!("{text}"));
                 }
                 client.pending.extend(REPLY);
             }

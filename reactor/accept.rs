@@ -18,6 +18,8 @@ use std::fs::File;
 use std::io;
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, Result};
+
 /// What one [`Acceptor::accept`] call did.
 #[derive(Debug)]
 pub enum Accepted<S> {
@@ -82,13 +84,14 @@ impl Acceptor {
     ///
     /// # Errors
     ///
-    /// Only errors that mean the listener itself is broken (`EBADF`,
-    /// `EINVAL`, `ENOTSOCK`); everything else is handled here.
+    /// [`Error::Sys`] naming `accept`, only for errors that mean the
+    /// listener itself is broken (`EBADF`, `EINVAL`, `ENOTSOCK`); everything
+    /// else is handled here.
     pub fn accept<S>(
         &mut self,
         mut accept: impl FnMut() -> io::Result<S>,
         setup: impl FnOnce(&S) -> io::Result<()>,
-    ) -> io::Result<Accepted<S>> {
+    ) -> Result<Accepted<S>> {
         let err = match accept() {
             Ok(stream) => {
                 return match setup(&stream) {
@@ -113,12 +116,35 @@ impl Acceptor {
                     Some(reserve) => {
                         drop(reserve);
                         let refused = accept();
-                        log::trace!(
-                            "out of descriptors: closed the reserve fd, accepted and closed one connection"
-                        );
-                        drop(refused);
+                        // Close the refused connection *before* reopening
+                        // the reserve, or the reserve finds no free fd.
+                        let result = match refused {
+                            Ok(connection) => {
+                                log::trace!(
+                                    "out of descriptors: closed the reserve fd, accepted and closed one connection"
+                                );
+                                drop(connection);
+                                Ok(Accepted::Shed)
+                            }
+                            // Linux's accept reports EMFILE before it looks
+                            // at the backlog, so EMFILE does not mean a
+                            // connection is waiting. With a descriptor free
+                            // the truth shows: the backlog is empty. Report
+                            // Drained, or the caller's next accept says EMFILE
+                            // again and the loop never ends (libuv b3ab332).
+                            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                                log::trace!(
+                                    "out of descriptors: closed the reserve fd, backlog empty"
+                                );
+                                Ok(Accepted::Drained)
+                            }
+                            Err(err) => {
+                                log::debug!("accept with the reserve fd given up: {err}");
+                                Ok(Accepted::Shed)
+                            }
+                        };
                         self.reserve = open_reserve();
-                        Ok(Accepted::Shed)
+                        result
                     }
                     // No reserve to give up (another thread took the fd):
                     // report Drained so the caller waits for an event
@@ -147,7 +173,11 @@ impl Acceptor {
                 log::debug!("accept: transient error skipped: {err}");
                 Ok(Accepted::Shed)
             }
-            _ => Err(err),
+            _ => Err(Error::Sys {
+                call: "accept",
+                fd: None,
+                source: err,
+            }),
         }
     }
 

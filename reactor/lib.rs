@@ -18,6 +18,12 @@
 //! | `p.register` / `p.modify` / `p.unregister` / `p.poll` | [`Poller`]'s methods of the same names |
 //! | `[(fd, mask), …]` from `p.poll()` | [`Events`] of [`Event`] |
 //! | `fdmap = {sock.fileno(): sock}` | [`Reactor`] and its [`Token`]s |
+//! | `sock.settimeout(t)`, `select(…, timeout)` | [`Reactor::timer_after`], [`Timers`] |
+//! | `signal.signal(SIGINT, handler)` | [`Signals`] (a self-pipe: signals arrive as events) |
+//! | `os.wait()`, `os.waitpid(-1, os.WNOHANG)` | [`reap_exited`], [`Reaper`], [`Pidfd`] |
+//! | `os.write(w, b"x")` to wake a loop from a thread | [`Waker`] |
+//! | `c, addr = s.accept()` | [`Acceptor`] (survives `EMFILE`) |
+//! | `struct.Struct('i5sf')` | [`codec::Struct`] |
 //! | `OSError` | [`Error`] |
 //!
 //! # The course's poll loop, and the same loop here

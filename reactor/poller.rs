@@ -31,8 +31,12 @@
 //! - **`hangup` and `error` imply `readable`**, so the next read reports the
 //!   end of file or the error.
 //! - **Unregister before you close.** A descriptor closed while registered
-//!   is the classic busy-loop: the backends report it once as an error and
-//!   then stop watching it (see each backend's gotchas).
+//!   is the classic busy-loop in C. Here select and poll report it once as
+//!   an error and then stop watching it (its number stays registered until
+//!   `unregister`); epoll reports nothing, because closing the last
+//!   reference removed it from the kernel's interest list (see each
+//!   backend's gotchas). [`Reactor`](crate::Reactor) always unregisters
+//!   before it hands an object back to be closed.
 
 use std::os::fd::RawFd;
 use std::str::FromStr;

@@ -397,11 +397,16 @@ impl<T, P: Poller> Reactor<T, P> {
         self.iterations += 1;
         // Sleep no longer than until the nearest deadline. With no timers
         // this reads no clock, so a timer-free loop pays nothing for them.
-        let timeout = match self.timers.next_deadline() {
-            None => timeout,
-            Some(deadline) => {
-                let until = deadline.saturating_duration_since(Instant::now());
-                Some(timeout.map_or(until, |t| t.min(until)))
+        // A zero timeout cannot get shorter: no clock read before the wait.
+        let timeout = if self.timers.is_empty() || timeout == Some(Duration::ZERO) {
+            timeout
+        } else {
+            match self.timers.next_deadline() {
+                None => timeout,
+                Some(deadline) => {
+                    let until = deadline.saturating_duration_since(Instant::now());
+                    Some(timeout.map_or(until, |t| t.min(until)))
+                }
             }
         };
         self.poller.poll(events, timeout)?;

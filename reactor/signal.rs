@@ -33,7 +33,8 @@
 //!
 //! # What the handler does
 //!
-//! One atomic load, `getpid()`, one atomic swap and at most one `write(2)`;
+//! Two atomic counter updates, one atomic load, `getpid()`, one atomic swap
+//! and at most one `write(2)`;
 //! `errno` is saved and restored, so the interrupted code never sees it
 //! change. All four are async-signal-safe. Handlers are installed with
 //! `SA_RESTART`, and the reactor's `poll` retries `EINTR` in any case.
@@ -67,7 +68,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 use crate::sys;
@@ -84,6 +85,12 @@ static SLOTS: [AtomicU64; NSIG] = [const { AtomicU64::new(0) }; NSIG];
 /// For each signal number: set by the handler, cleared by [`Signals::read`].
 /// The handler writes to the pipe only when it sets a clear flag.
 static PENDING: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
+
+/// Handlers running right now, on any thread. `drop` waits for this to be
+/// zero after clearing its entries and before closing its pipe, so that a
+/// handler that read an entry just before it was cleared never writes to a
+/// closed (and possibly reused) descriptor.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// Serialises `Signals::new` and `drop` against each other (not against
 /// handlers, which only read `SLOTS`).
@@ -406,6 +413,22 @@ impl Drop for Signals {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.uninstall_all();
+        // A handler on another thread may have read our entry just before
+        // it was cleared: let it finish its write before the pipe closes.
+        // (One on this thread cannot be mid-way: it would have run to the
+        // end before `drop` continued.) A handler takes microseconds; the
+        // bound only matters if a thread died mid-handler, as threads other
+        // than the caller of `fork` do in the child.
+        let start = std::time::Instant::now();
+        while IN_FLIGHT.load(Ordering::SeqCst) != 0 {
+            if start.elapsed() > std::time::Duration::from_millis(100) {
+                log::warn!(
+                    "Signals::drop: a signal handler never finished; closing the pipe anyway"
+                );
+                break;
+            }
+            std::thread::yield_now();
+        }
     }
 }
 
@@ -415,6 +438,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
     // SAFETY: __errno_location returns this thread's errno slot; restoring
     // it keeps the interrupted code's errno intact.
     let saved = unsafe { *libc::__errno_location() };
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     if let Some(slot) = slot_of(signal) {
         let entry = SLOTS[slot].load(Ordering::SeqCst);
         let (pid, fd) = unpack(entry);
@@ -443,6 +467,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
             }
         }
     }
+    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = saved };
 }

@@ -278,3 +278,45 @@ fn a_reaper_owns_sigchld_while_it_lives() {
     // With no children at all, reaping finds nothing (ECHILD is not an error).
     assert!(reactor::reap_exited().unwrap().is_empty());
 }
+
+/// S13, second half: many sequential child lifetimes through one `Reaper`
+/// leave no zombie behind, and each one is reported exactly once.
+#[test]
+fn sequential_children_never_accumulate_zombies() {
+    let _serial = serial();
+    let mut reactor: Reactor<Reaper> = Reactor::new().unwrap();
+    let token = reactor
+        .insert(Reaper::new().unwrap(), Interest::READABLE)
+        .unwrap();
+    let mut events = Events::with_capacity(4);
+    let mut reported = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..300 {
+        let pid = Gate::new().spawn_exited(i % 5);
+        while !reported.contains_key(&pid) {
+            assert!(Instant::now() < deadline, "child {i} ({pid}) never reaped");
+            reactor.poll(&mut events, Some(SOON)).unwrap();
+            for (pid, status) in reactor.get_mut(token).unwrap().reap().unwrap() {
+                assert!(
+                    reported.insert(pid, status).is_none(),
+                    "{pid} reported twice"
+                );
+            }
+        }
+        assert_eq!(reported[&pid].code(), Some(i % 5));
+    }
+    assert!(zombies(std::process::id() as i32).is_empty());
+}
+
+impl Gate {
+    /// Spawns a child that exits with `code` at once (the gate is not
+    /// used); the reactor under test reaps it.
+    fn spawn_exited(&self, code: i32) -> i32 {
+        Command::new("sh")
+            .args(["-c", &format!("exit {code}")])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sh")
+            .id() as i32
+    }
+}

@@ -11,7 +11,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Example, SOON, for_each_backend, occupy_fds, reset_on_close};
+use common::{Example, SOON, for_each_backend, occupy_fds, set_linger_zero};
 
 /// The reply the course's server sends for every message.
 const REPLY: &str = "收到了";
@@ -130,7 +130,7 @@ fn reset_peers_are_cleaned_up_once_and_the_server_lives() {
             // The reply is written to a peer that has already reset (EPIPE /
             // ECONNRESET on the server's write): no SIGPIPE death.
             client.write_all(format!("bye {i}").as_bytes()).unwrap();
-            reset_on_close(&client);
+            set_linger_zero(&client);
             drop(client);
         }
         let mut gone = HashSet::new();
@@ -238,6 +238,77 @@ fn bad_arguments_exit_2() {
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("kqueue"),
             "{name}"
+        );
+    }
+}
+
+/// S3 for the course loop: 10 MiB from a client that never reads its
+/// replies. Replies queue up to a bound, then the server stops reading from
+/// that client; its memory stays put and others are still served.
+#[test]
+fn a_burst_from_a_client_that_never_reads_keeps_memory_bounded() {
+    for_each_backend(|backend| {
+        let server = start(backend);
+        let pid = server.pid();
+        exchange(&server, "warm up");
+        let baseline = common::rss_kib(pid);
+        let mut hog = connect(&server);
+        hog.set_nonblocking(true).unwrap();
+        let chunk = vec![b'a'; 64 * 1024];
+        let mut sent = 0;
+        let mut stalled_since = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sent < 10 << 20 && stalled_since.elapsed() < Duration::from_millis(300) {
+            assert!(
+                Instant::now() < deadline,
+                "[{backend}] burst did not settle"
+            );
+            match hog.write(&chunk) {
+                Ok(n) => {
+                    sent += n;
+                    stalled_since = Instant::now();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("[{backend}] write: {e}"),
+            }
+        }
+        let grown = common::rss_kib(pid).saturating_sub(baseline);
+        assert!(
+            grown < 4096,
+            "[{backend}] server RSS grew by {grown} KiB after {sent} bytes"
+        );
+        let mut other = connect(&server);
+        other.write_all(b"others").unwrap();
+        assert_eq!(
+            read_n(&mut other, REPLY.len()),
+            REPLY.as_bytes(),
+            "[{backend}] others served"
+        );
+    });
+}
+
+#[test]
+fn help_exits_zero_for_every_example() {
+    for name in [
+        "select_server",
+        "poll_server",
+        "epoll_server",
+        "echo",
+        "unix_recv",
+        "unix_send",
+        "struct_recv",
+        "struct_send",
+    ] {
+        let out = std::process::Command::new(common::example_path(name))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name} --help");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{name} --help"
         );
     }
 }

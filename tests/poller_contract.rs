@@ -2,6 +2,7 @@
 //! (CPython's `BaseSelectorTestCase` mixin, in Rust): a failing test is named
 //! `<backend>::<behaviour>`, so the report says which backend broke.
 
+#[macro_use]
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
@@ -19,24 +20,7 @@ use reactor::{AnyPoller, Error, Events, Interest, Poller, Trigger};
 /// How long "no event" is watched for.
 const QUIET: Duration = Duration::from_millis(50);
 
-/// Every contract test: `fn name(backend: &str)`, instantiated per backend.
-macro_rules! contract_tests {
-    (backends: [$($backend:ident),*], tests: $tests:tt) => {
-        $( contract_tests!(@backend $backend $tests); )*
-    };
-    (@backend $backend:ident [$($test:ident),* $(,)?]) => {
-        mod $backend {
-            $(
-                #[test]
-                fn $test() {
-                    super::$test(stringify!($backend))
-                }
-            )*
-        }
-    };
-}
-
-contract_tests!(
+backend_tests!(
     backends: [select, poll, epoll],
     tests: [
         readable_after_the_peer_writes,
@@ -283,15 +267,19 @@ fn zero_timeout_returns_at_once(backend: &str) {
         .register(ours.as_raw_fd(), 9, Interest::READABLE, Trigger::Level)
         .unwrap();
     let mut events = Events::with_capacity(4);
-    let start = Instant::now();
+    // A zero timeout must not become a 1 ms wait: time 100 calls one by
+    // one and allow a few to be slowed by a busy machine.
+    let mut slow = 0;
     for _ in 0..100 {
+        let start = Instant::now();
         assert_eq!(poller.poll(&mut events, Some(Duration::ZERO)).unwrap(), 0);
+        if start.elapsed() >= Duration::from_millis(1) {
+            slow += 1;
+        }
     }
-    // 100 non-blocking calls; one blocking millisecond each would be 100 ms.
     assert!(
-        start.elapsed() < Duration::from_millis(50),
-        "[{backend}] {:?}",
-        start.elapsed()
+        slow < 10,
+        "[{backend}] {slow} of 100 zero-timeout polls took ≥ 1 ms"
     );
 }
 

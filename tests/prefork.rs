@@ -328,3 +328,196 @@ fn bad_arguments_exit_2() {
         assert_eq!(status.code(), Some(2), "{args:?}");
     }
 }
+
+/// RELIABILITY S17: `fork` failing with `EAGAIN` (injected into glibc's
+/// `clone` with strace) is logged and retried; the pool fills up anyway and
+/// the server keeps serving. Skipped when strace is not installed.
+#[test]
+fn a_failed_fork_is_logged_and_retried() {
+    if !common::have_program("strace") {
+        eprintln!("strace not installed: skipping");
+        return;
+    }
+    let wrapper = [
+        "strace",
+        "-f",
+        "-o",
+        "/dev/null",
+        "-e",
+        "trace=clone",
+        "-e",
+        "inject=clone:error=EAGAIN:when=2",
+    ];
+    let mut example = Example::start_wrapped(
+        &wrapper,
+        "prefork_echo",
+        &["--addr", "127.0.0.1:0", "--workers", "3"],
+    );
+    let pids: Vec<i32> = (0..3).map(|_| started(&example)).collect();
+    assert_eq!(pids.iter().collect::<HashSet<_>>().len(), 3);
+    let mut stderr = String::new();
+    let deadline = Instant::now() + SOON;
+    while !stderr.contains("fork failed") && Instant::now() < deadline {
+        stderr += &example.stderr();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(stderr.contains("retrying"), "stderr: {stderr}");
+    echo_once(&example, b"served after a failed fork");
+    kill(traced_pid(&example), libc::SIGTERM);
+    for _ in 0..3 {
+        example.expect_line("`exited with 0`", |l| l.ends_with("exited: exited with 0"));
+    }
+    example.expect_line("`all workers stopped`", |l| l == "all workers stopped");
+    assert_eq!(example.wait_exit(SOON).code(), Some(0));
+}
+
+/// RELIABILITY S16(c): on a kernel without `pidfd_open` (simulated with
+/// strace: `ENOSYS`), the server detects it and falls back to SIGCHLD
+/// reaping, still reporting and replacing killed workers.
+#[test]
+fn without_pidfd_open_the_server_falls_back_to_sigchld() {
+    if !common::have_program("strace") {
+        eprintln!("strace not installed: skipping");
+        return;
+    }
+    let wrapper = [
+        "strace",
+        "-f",
+        "-o",
+        "/dev/null",
+        "-e",
+        "trace=pidfd_open",
+        "-e",
+        "inject=pidfd_open:error=ENOSYS",
+        "-E",
+        "RUST_LOG=prefork_echo=info",
+    ];
+    let mut example = Example::start_wrapped(
+        &wrapper,
+        "prefork_echo",
+        &["--addr", "127.0.0.1:0", "--workers", "2"],
+    );
+    let victim = started(&example);
+    started(&example);
+    let stderr = example.stderr();
+    assert!(stderr.contains("child mode sigchld"), "stderr: {stderr}");
+    kill(victim, libc::SIGKILL);
+    let line = example.expect_line("`exited`", |l| l.contains(" exited: "));
+    assert_eq!(line, format!("worker {victim} exited: killed by SIGKILL"));
+    started(&example);
+    echo_once(&example, b"sigchld mode");
+    kill(traced_pid(&example), libc::SIGTERM);
+    example.expect_line("`all workers stopped`", |l| l == "all workers stopped");
+    assert_eq!(example.wait_exit(SOON).code(), Some(0));
+}
+
+/// The pid of the example running under strace: strace's only child.
+fn traced_pid(example: &Example) -> i32 {
+    let children = common::children(example.pid());
+    assert_eq!(children.len(), 1, "strace's children: {children:?}");
+    children[0].0
+}
+
+/// RELIABILITY S14: `EINTR` in the blocking calls of parent and workers
+/// (injected with strace into every third `epoll_wait` and every second
+/// `accept4` and `waitid`) is retried: the server serves, replaces a killed
+/// worker, and stops cleanly.
+#[test]
+fn eintr_in_blocking_calls_is_retried() {
+    if !common::have_program("strace") {
+        eprintln!("strace not installed: skipping");
+        return;
+    }
+    let wrapper = [
+        "strace",
+        "-f",
+        "-o",
+        "/dev/null",
+        "-e",
+        "trace=epoll_wait,accept4,waitid",
+        "-e",
+        "inject=epoll_wait:error=EINTR:when=2+3",
+        "-e",
+        "inject=accept4:error=EINTR:when=1+2",
+        "-e",
+        "inject=waitid:error=EINTR:when=1+2",
+    ];
+    let mut example = Example::start_wrapped(
+        &wrapper,
+        "prefork_echo",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--child-mode",
+            "pidfd",
+        ],
+    );
+    let victim = started(&example);
+    started(&example);
+    for i in 0..20 {
+        echo_once(&example, format!("interrupted {i}").as_bytes());
+    }
+    kill(victim, libc::SIGKILL);
+    let line = example.expect_line("`exited`", |l| l.contains(" exited: "));
+    assert_eq!(line, format!("worker {victim} exited: killed by SIGKILL"));
+    started(&example);
+    echo_once(&example, b"after the replacement");
+    kill(traced_pid(&example), libc::SIGTERM);
+    example.expect_line("`all workers stopped`", |l| l == "all workers stopped");
+    assert_eq!(example.wait_exit(SOON).code(), Some(0));
+}
+
+/// `--reuseport`: every worker has its own SO_REUSEPORT listener on the
+/// port the parent reserved; connections reach them all, and a
+/// replacement worker joins the group.
+#[test]
+fn reuseport_workers_listen_on_one_port() {
+    let (mut example, pids) = start(3, &["--reuseport"]);
+    for i in 0..50 {
+        echo_once(&example, format!("reuseport {i}").as_bytes());
+    }
+    kill(pids[0], libc::SIGKILL);
+    example.expect_line("`exited`", |l| l.contains(" exited: killed by SIGKILL"));
+    started(&example);
+    for i in 0..20 {
+        echo_once(&example, format!("after the replacement {i}").as_bytes());
+    }
+    example.signal(libc::SIGTERM);
+    assert_eq!(example.wait_exit(SOON).code(), Some(0));
+    assert!(pids.iter().all(|&p| !exists(p)));
+}
+
+/// S15: every line is printed once (stdout is flushed before each fork and
+/// workers leave with `_exit`, so no buffered line is printed twice).
+#[test]
+fn every_line_is_printed_once() {
+    let (mut example, pids) = start(3, &[]);
+    kill(pids[1], libc::SIGKILL);
+    let mut lines = vec![];
+    let deadline = Instant::now() + SOON;
+    while !lines.iter().any(|l: &String| l.ends_with(" started")) && Instant::now() < deadline {
+        lines.extend(example.next_line(Duration::from_millis(50)));
+    }
+    example.signal(libc::SIGTERM);
+    assert_eq!(example.wait_exit(SOON).code(), Some(0));
+    while let Some(line) = example.next_line(Duration::from_millis(200)) {
+        lines.push(line);
+    }
+    let unique: HashSet<&String> = lines.iter().collect();
+    assert_eq!(unique.len(), lines.len(), "duplicated lines: {lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("listening on")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" exited: ")).count(),
+        4,
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("all workers stopped")
+    );
+}

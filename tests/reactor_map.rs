@@ -4,6 +4,7 @@
 //! L12(b) (a million wakes without a drain never block). Every test runs on
 //! select, poll and epoll.
 
+#[macro_use]
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
@@ -15,23 +16,7 @@ use std::time::{Duration, Instant};
 use common::{fds_exclusive, fds_shared, socket_pair};
 use reactor::{Backend, Error, Events, Interest, Reactor, Token};
 
-macro_rules! reactor_tests {
-    (backends: [$($backend:ident),*], tests: $tests:tt) => {
-        $( reactor_tests!(@backend $backend $tests); )*
-    };
-    (@backend $backend:ident [$($test:ident),* $(,)?]) => {
-        mod $backend {
-            $(
-                #[test]
-                fn $test() {
-                    super::$test(stringify!($backend))
-                }
-            )*
-        }
-    };
-}
-
-reactor_tests!(
+backend_tests!(
     backends: [select, poll, epoll],
     tests: [
         insert_get_modify_and_remove_work,

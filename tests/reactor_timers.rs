@@ -2,6 +2,7 @@
 //! poll no earlier than its deadline, cancelled timers never fire, and
 //! expiries come out in deadline order.
 
+#[macro_use]
 mod common;
 
 use std::os::unix::net::UnixStream;
@@ -111,16 +112,13 @@ fn an_idle_loop_with_a_far_timer_does_not_spin(backend: &str) {
     );
 }
 
-macro_rules! timer_tests {
-    ($($backend:ident),*) => {$(
-        mod $backend {
-            #[test] fn a_30ms_timer_fires_after_30ms_and_before_the_io_timeout() { super::a_30ms_timer_fires_after_30ms_and_before_the_io_timeout(stringify!($backend)) }
-            #[test] fn cancelled_timers_never_fire() { super::cancelled_timers_never_fire(stringify!($backend)) }
-            #[test] fn timers_expire_in_deadline_order() { super::timers_expire_in_deadline_order(stringify!($backend)) }
-            #[test] fn a_reset_timer_fires_at_its_new_deadline() { super::a_reset_timer_fires_at_its_new_deadline(stringify!($backend)) }
-            #[test] fn an_idle_loop_with_a_far_timer_does_not_spin() { super::an_idle_loop_with_a_far_timer_does_not_spin(stringify!($backend)) }
-        }
-    )*};
-}
-
-timer_tests!(select, poll, epoll);
+backend_tests!(
+    backends: [select, poll, epoll],
+    tests: [
+        a_30ms_timer_fires_after_30ms_and_before_the_io_timeout,
+        cancelled_timers_never_fire,
+        timers_expire_in_deadline_order,
+        a_reset_timer_fires_at_its_new_deadline,
+        an_idle_loop_with_a_far_timer_does_not_spin,
+    ]
+);

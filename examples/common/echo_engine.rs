@@ -203,13 +203,7 @@ pub fn serve(
                     }
                 }
                 Some(Source::Listener(_)) => {
-                    accept_all(&mut reactor, listen, &mut acceptor).map_err(|source| {
-                        Error::Sys {
-                            call: "accept",
-                            fd: Some(listen_fd),
-                            source,
-                        }
-                    })?;
+                    accept_all(&mut reactor, listen, &mut acceptor)?;
                 }
                 Some(Source::Stop(signals)) => {
                     // An empty read is a spurious wake-up, not a signal.
@@ -290,7 +284,7 @@ fn accept_all(
     reactor: &mut Reactor<Source>,
     listen: Token,
     acceptor: &mut Acceptor,
-) -> io::Result<()> {
+) -> reactor::Result<()> {
     loop {
         let Some(Source::Listener(listener)) = reactor.get(listen) else {
             return Ok(());

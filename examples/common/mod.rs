@@ -15,6 +15,7 @@ pub mod records;
 use std::fmt::Display;
 use std::io::Write;
 use std::net::{TcpListener, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 
 use reactor::{Backend, Signals};
 
@@ -70,6 +71,17 @@ pub fn announce(addr: impl Display, backend: Backend) {
     let _ = out.flush();
 }
 
+/// Prints one line to stdout and flushes it at once: tests and people read
+/// it as it happens, and a server that forks must not leave it in a buffer
+/// the child would copy. A closed stdout (the server piped into `head`)
+/// must not kill a server that can still serve, so write errors are
+/// ignored where `println!` would panic.
+pub fn say(line: impl Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 /// Prints a fatal start-up error naming what failed, and exits with 1.
 pub fn fail(what: impl Display) -> ! {
     eprintln!("error: {what}");
@@ -89,8 +101,24 @@ pub fn bind_tcp(addr: &str) -> TcpListener {
     if let Err(err) = listener.set_nonblocking(true) {
         fail(format_args!("cannot make the listener non-blocking: {err}"));
     }
+    // std listens with a backlog of 128. A burst of connections past that
+    // (500 chat clients joining at once) has the kernel drop handshakes,
+    // and those clients join a second later, out of order. Calling listen
+    // again on a listening socket only changes the backlog; the kernel caps
+    // it at net.core.somaxconn.
+    // SAFETY: listen takes no pointers; the fd is the listener we own.
+    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } == -1 {
+        let err = std::io::Error::last_os_error();
+        fail(format_args!(
+            "listen(fd={}, backlog={LISTEN_BACKLOG}): {err}",
+            listener.as_raw_fd()
+        ));
+    }
     listener
 }
+
+/// The accept queue asked of the kernel: Redis's and nginx's 511.
+pub const LISTEN_BACKLOG: libc::c_int = 511;
 
 /// SIGINT and SIGTERM as events: the graceful-stop signals of every server.
 pub fn stop_signals() -> Signals {

@@ -52,6 +52,9 @@ pub struct Client {
     pub watching: Interest,
     /// Already in the list of queues to flush at the end of this turn.
     pub dirty: bool,
+    /// To be dropped at the end of this turn (too slow, or a failed
+    /// write): nothing more is queued for it.
+    pub doomed: bool,
 }
 
 impl Client {
@@ -65,6 +68,7 @@ impl Client {
             state: State::Naming { timer: None },
             watching: Interest::READABLE,
             dirty: false,
+            doomed: false,
         }
     }
 }

@@ -56,6 +56,9 @@ use crate::room::Room;
 /// long shutdown waits for every queue to drain.
 const CLOSE_BOUND: Duration = Duration::from_secs(1);
 
+/// Most connections accepted (or refused) per turn of the loop.
+const ACCEPT_BATCH: usize = 64;
+
 /// The course's group chat room: log in with a name, chat with everyone.
 #[derive(Parser, Debug)]
 #[command(version)]
@@ -138,8 +141,9 @@ struct Chat {
     clients: usize,
     /// Clients with lines queued this turn, flushed at its end.
     dirty: Vec<Token>,
-    /// Clients whose queue overflowed, dropped at the end of the turn.
-    too_slow: Vec<Token>,
+    /// Clients to drop at the end of the turn (queue overflowed, or a
+    /// write failed), and how to announce it.
+    doomed: Vec<(Token, Leave)>,
     /// Set by SIGINT/SIGTERM: everyone is closing, exit by this instant.
     stopping: Option<Instant>,
 }
@@ -174,7 +178,7 @@ fn main() {
         acceptor: Acceptor::new(),
         clients: 0,
         dirty: Vec::new(),
-        too_slow: Vec::new(),
+        doomed: Vec::new(),
         stopping: None,
     };
     common::announce(local, backend);
@@ -188,7 +192,16 @@ fn main() {
 /// switched to non-blocking (that flag would be shared with the terminal
 /// and the shell). Some stdins cannot be watched (epoll refuses regular
 /// files and `/dev/null`): then the room runs without announcements.
+///
+/// A server started in the background (`epoll_chat &`) leaves its terminal
+/// alone: reading it would stop the process with SIGTTIN.
 fn watch_stdin(reactor: &mut Reactor<Source>, max_line: usize) {
+    // SAFETY: isatty, tcgetpgrp and getpgrp only query the process and fd 0.
+    let background = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) != libc::getpgrp() };
+    if background {
+        log::info!("no admin input: started in the background of its terminal");
+        return;
+    }
     let stdin = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => File::from(fd),
         Err(err) => {
@@ -249,10 +262,14 @@ impl Chat {
         }
     }
 
-    /// Accepts every waiting connection; past `--max-clients`, answers
+    /// Accepts waiting connections, at most [`ACCEPT_BATCH`] per turn so a
+    /// flood cannot starve the members (the listener is level-triggered:
+    /// the rest wait for the next turn); past `--max-clients`, answers
     /// `! room full` and closes.
     fn accept_all(&mut self, listen: Token) {
-        loop {
+        // The cap keeps one turn of the loop short under a connection flood,
+        // so members' messages are not starved by accepting.
+        for _ in 0..ACCEPT_BATCH {
             let Some(Source::Listener(listener)) = self.reactor.get(listen) else {
                 return;
             };
@@ -552,22 +569,27 @@ impl Chat {
         let Some(Source::Client(client)) = self.reactor.get_mut(token) else {
             return;
         };
-        if client.queue.push(line.clone()) {
-            if !client.dirty {
-                client.dirty = true;
-                self.dirty.push(token);
-            }
+        if client.doomed {
             return;
         }
-        let flushed = client.queue.write_to(&mut client.stream).is_ok();
-        if flushed && client.queue.push(line) {
-            if !client.dirty {
-                client.dirty = true;
-                self.dirty.push(token);
+        let fits = client.queue.push(line.clone()) || {
+            match client.queue.write_to(&mut client.stream) {
+                Ok(()) => client.queue.push(line),
+                Err(err) => {
+                    log::debug!("{}: write: {err}", client.peer);
+                    client.doomed = true;
+                    self.doomed.push((token, Leave::Normal));
+                    return;
+                }
             }
-            return;
+        };
+        if !fits {
+            client.doomed = true;
+            self.doomed.push((token, Leave::TooSlow));
+        } else if !client.dirty {
+            client.dirty = true;
+            self.dirty.push(token);
         }
-        self.too_slow.push(token);
     }
 
     /// Queues `line` (encoded once) for every member but `except`.
@@ -592,8 +614,8 @@ impl Chat {
     /// where something is still queued.
     fn settle(&mut self) {
         loop {
-            if let Some(token) = self.too_slow.pop() {
-                self.leave(token, Leave::TooSlow);
+            if let Some((token, why)) = self.doomed.pop() {
+                self.leave(token, why);
                 continue;
             }
             let Some(token) = self.dirty.pop() else {

@@ -7,7 +7,8 @@
 //! ever reordered, and a line is only ever cut by a partial `write` that
 //! the next write continues.
 //!
-//! The bound (`--max-queue`) is on the bytes not yet written. A line that
+//! The bound (`--max-queue`) is on the bytes not yet written, each line
+//! charged 16 bytes more for its place in the ring. A line that
 //! would take the queue past it is refused, and the caller drops the member
 //! as too slow (RELIABILITY S1): one member that does not read can hold at
 //! most `--max-queue` bytes of the server's memory, and never slows the
@@ -17,6 +18,14 @@ use std::collections::VecDeque;
 use std::io::{self, ErrorKind, IoSlice, Write};
 
 use crate::protocol::Bytes;
+
+/// What one queued line costs beyond its bytes: the `Rc<[u8]>` in the
+/// ring (a pointer and a length). The line's bytes are shared, but each
+/// member is charged for them in full, so the bound holds per member.
+const ENTRY_COST: usize = std::mem::size_of::<Bytes>();
+
+/// An emptied queue whose ring holds more slots than this frees it.
+const SHRINK_ABOVE: usize = 256;
 
 /// How many lines one `writev` hands the kernel at most.
 const MAX_IOVECS: usize = 64;
@@ -30,6 +39,9 @@ pub struct OutQueue {
     offset: usize,
     /// Bytes queued and not yet written.
     queued: usize,
+    /// What the queue charges against the limit: the bytes, plus the
+    /// reference each line costs in the ring.
+    charged: usize,
     /// Most bytes the queue may hold.
     limit: usize,
 }
@@ -41,16 +53,19 @@ impl OutQueue {
             lines: VecDeque::new(),
             offset: 0,
             queued: 0,
+            charged: 0,
             limit,
         }
     }
 
     /// Queues `line` unless that would pass the limit; `false` if refused.
     pub fn push(&mut self, line: Bytes) -> bool {
-        if self.queued + line.len() > self.limit {
+        let cost = line.len() + ENTRY_COST;
+        if self.charged + cost > self.limit {
             return false;
         }
         self.queued += line.len();
+        self.charged += cost;
         self.lines.push_back(line);
         true
     }
@@ -108,7 +123,14 @@ impl OutQueue {
             }
             n -= left;
             self.offset = 0;
-            self.lines.pop_front();
+            if let Some(line) = self.lines.pop_front() {
+                self.charged -= line.len() + ENTRY_COST;
+            }
+        }
+        // A burst grew the ring; once drained, give the memory back so an
+        // idle member costs little.
+        if self.lines.is_empty() && self.lines.capacity() > SHRINK_ABOVE {
+            self.lines = VecDeque::new();
         }
     }
 }

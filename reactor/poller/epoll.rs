@@ -46,7 +46,7 @@
 //!   a child must build a new poller rather than use the parent's.
 //! - (e) `epoll_wait` needs `maxevents > 0`: [`Events`] is never smaller than 1.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -144,6 +144,29 @@ impl EpollPoller {
                 },
                 _ => err,
             })
+    }
+}
+
+/// The epoll instance's own descriptor, to inspect it (its close-on-exec
+/// flag, say) or to nest it in another poller; closing it is this type's job.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::{AsFd, AsRawFd};
+/// use reactor::EpollPoller;
+///
+/// let epoll = EpollPoller::new()?;
+/// // SAFETY: F_GETFD only reads the descriptor's flags.
+/// let flags = unsafe { libc::fcntl(epoll.as_fd().as_raw_fd(), libc::F_GETFD) };
+/// assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+/// # Ok::<(), reactor::Error>(())
+/// ```
+///
+/// Python: `ep.fileno()`
+impl AsFd for EpollPoller {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
     }
 }
 

@@ -41,6 +41,10 @@
 //!   so the rest keep being served. After a failed call the output sets are
 //!   garbage and are never read (bpo-35310).
 //! - (d) `nfds` is the highest fd *plus one*, recomputed when the highest is removed.
+//! - (e) A call interrupted by a signal (`EINTR`) does not clear the sets:
+//!   they still hold the input bits. When the timeout runs out after an
+//!   interruption, the sets are not read at all (the bug CPython fixed in
+//!   bpo-35310), so an idle fd is never reported ready.
 
 use std::fmt;
 use std::os::fd::RawFd;
@@ -321,8 +325,8 @@ impl Poller for SelectPoller {
             // because only fds < FD_SETSIZE are ever set.
             unsafe { libc::select(nfds, &mut read, &mut write, &mut except, tv_ptr) }
         });
-        match result {
-            Ok(_) => {}
+        let ready = match result {
+            Ok(ready) => ready,
             Err(err) if err.raw_os_error() == Some(libc::EBADF) => {
                 // The output sets are undefined now; find the culprits instead.
                 self.report_closed_fds(events);
@@ -332,21 +336,31 @@ impl Poller for SelectPoller {
                 return Ok(events.len());
             }
             Err(err) => return Err(err),
-        }
+        };
+        // Gotcha (e): 0 also means "the last try was interrupted and then
+        // the deadline passed", and an interrupted select leaves the sets as
+        // they went in — every watched fd would look ready. Only a call that
+        // reported something has output sets worth reading.
         // Scan every fd below nfds (gotcha: this is the O(highest fd) part),
         // starting where a full buffer last stopped.
-        let len = nfds as usize;
+        let len = if ready == 0 { 0 } else { nfds as usize };
         let start = if self.next_scan < len {
             self.next_scan
         } else {
             0
         };
-        for step in 0..len {
+        // `next` wraps by comparison, not `%`: no division per descriptor.
+        let mut next = start;
+        for _ in 0..len {
             if events.len() == events.capacity() {
-                self.next_scan = (start + step) % len;
+                self.next_scan = next;
                 break;
             }
-            let fd = ((start + step) % len) as RawFd;
+            let fd = next as RawFd;
+            next += 1;
+            if next == len {
+                next = 0;
+            }
             let Some(entry) = self.entries[fd as usize] else {
                 continue;
             };

@@ -5,6 +5,31 @@
 //! Each test file includes this with `mod common;` and uses what it needs.
 #![allow(dead_code)]
 
+/// Instantiates each `fn name(backend: &str)` once per backend, in a module
+/// named after the backend, so a failure reads `poll::name` (CPython's
+/// `BaseSelectorTestCase` mixin, in Rust). Test files use it through
+/// `#[macro_use] mod common;`:
+///
+/// ```ignore
+/// backend_tests!(backends: [select, poll, epoll], tests: [readable_after_write]);
+/// ```
+#[allow(unused_macros)]
+macro_rules! backend_tests {
+    (backends: [$($backend:ident),*], tests: $tests:tt) => {
+        $( backend_tests!(@backend $backend $tests); )*
+    };
+    (@backend $backend:ident [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(stringify!($backend))
+                }
+            )*
+        }
+    };
+}
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -119,17 +144,32 @@ impl Example {
     /// rlimit in `pre_exec`, an environment variable, piped stdin).
     #[track_caller]
     pub fn start_with(name: &str, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Example {
-        let mut command = Command::new(example_path(name));
+        let mut command = Example::command(example_path(name));
+        command.args(args);
+        adjust(&mut command);
+        Example::launch(command, &format!("{name} {args:?}"))
+    }
+
+    /// `program` with the defaults every example runs with: no stdin,
+    /// stdout and stderr piped to the test, and no inherited
+    /// `REACTOR_BACKEND`. Callers may override them afterwards.
+    fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
         command
-            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env_remove("REACTOR_BACKEND");
-        adjust(&mut command);
+        command
+    }
+
+    /// Spawns `command` and waits for its `listening on … (backend: …)`
+    /// line; `what` names it in failure messages.
+    #[track_caller]
+    fn launch(mut command: Command, what: &str) -> Example {
         let mut child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
         let stdin = child.stdin.take();
         let lines = read_lines(child.stdout.take().unwrap());
         let errors = read_lines(child.stderr.take().unwrap());
@@ -144,13 +184,13 @@ impl Example {
             .next_line(Duration::from_secs(30))
             .unwrap_or_else(|| {
                 panic!(
-                    "{name} {args:?} printed no `listening on` line; stderr: {}",
+                    "{what} printed no `listening on` line; stderr: {}",
                     example.stderr()
                 )
             });
         let rest = first
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{name}: first line {first:?} is not `listening on …`"));
+            .unwrap_or_else(|| panic!("{what}: first line {first:?} is not `listening on …`"));
         let (addr, backend) = rest
             .split_once(" (backend: ")
             .expect("`(backend: …)` in the listening line");
@@ -329,6 +369,88 @@ pub fn for_each_backend(test: impl Fn(&str)) {
     }
 }
 
+/// Resident memory of `pid` in KiB (`VmRSS` in `/proc/<pid>/status`): the
+/// unbounded-buffering detector.
+pub fn rss_kib(pid: i32) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// Sets the child's `RLIMIT_NOFILE` (soft and hard) to `limit` before it
+/// runs: for out-of-descriptor tests on an example.
+pub fn limit_nofile(command: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let rlim = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: limit as libc::rlim_t,
+    };
+    // SAFETY: the closure runs between fork and exec and only calls
+    // setrlimit, which is async-signal-safe; `rlim` is a copied value.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// Makes the child start with descriptors `from..to` already open (on
+/// `/dev/null`), so that what it opens itself gets the numbers below `from`
+/// and, once those run out, numbers from `to` up: a cheap way to push a
+/// server's connections past select's FD_SETSIZE.
+pub fn occupy_fds(command: &mut Command, from: i32, to: i32) {
+    use std::os::unix::process::CommandExt;
+    let null = std::fs::File::open("/dev/null").expect("open /dev/null");
+    // SAFETY: the closure runs between fork and exec and only calls dup2,
+    // which is async-signal-safe; `null` stays open in the parent's closure
+    // for as long as the Command lives. dup2 leaves the copies without
+    // close-on-exec, so they survive into the example.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in from..to {
+                if libc::dup2(null.as_raw_fd(), fd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+impl Example {
+    /// As [`Example::start`], but run under a wrapper program:
+    /// `wrapper[0] wrapper[1..] <example binary> args…` (e.g. `strace -f -e
+    /// inject=…` to inject system-call failures). [`Example::pid`] is then the
+    /// wrapper's pid, not the example's.
+    #[track_caller]
+    pub fn start_wrapped(wrapper: &[&str], name: &str, args: &[&str]) -> Example {
+        let mut command = Example::command(wrapper[0]);
+        command
+            .args(&wrapper[1..])
+            .arg(example_path(name))
+            .args(args);
+        Example::launch(command, &format!("{wrapper:?} {name} {args:?}"))
+    }
+}
+
+/// Whether `program` can be run (found on `PATH`).
+pub fn have_program(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
 /// A connected TCP pair over loopback, both ends non-blocking:
 /// `(accepted, connected)`.
 pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
@@ -400,80 +522,4 @@ pub fn fds_exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
     FD_TABLE
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Resident memory of `pid` in KiB (`VmRSS` in `/proc/<pid>/status`): the
-/// unbounded-buffering detector.
-pub fn rss_kib(pid: i32) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
-}
-
-/// Makes closing `socket` send a TCP RST instead of a FIN (`SO_LINGER`
-/// on, timeout 0): an abrupt reset peer.
-pub fn reset_on_close(socket: &impl AsRawFd) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `linger`, a live value of the size passed.
-    let ret = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(ret, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
-}
-
-/// Sets the child's `RLIMIT_NOFILE` (soft and hard) to `limit` before it
-/// runs: for out-of-descriptor tests on an example.
-pub fn limit_nofile(command: &mut Command, limit: u64) {
-    use std::os::unix::process::CommandExt;
-    let rlim = libc::rlimit {
-        rlim_cur: limit as libc::rlim_t,
-        rlim_max: limit as libc::rlim_t,
-    };
-    // SAFETY: the closure runs between fork and exec and only calls
-    // setrlimit, which is async-signal-safe; `rlim` is a copied value.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
-}
-
-/// Makes the child start with descriptors `from..to` already open (on
-/// `/dev/null`), so that what it opens itself gets the numbers below `from`
-/// and, once those run out, numbers from `to` up: a cheap way to push a
-/// server's connections past select's FD_SETSIZE.
-pub fn occupy_fds(command: &mut Command, from: i32, to: i32) {
-    use std::os::unix::process::CommandExt;
-    let null = std::fs::File::open("/dev/null").expect("open /dev/null");
-    // SAFETY: the closure runs between fork and exec and only calls dup2,
-    // which is async-signal-safe; `null` stays open in the parent's closure
-    // for as long as the Command lives. dup2 leaves the copies without
-    // close-on-exec, so they survive into the example.
-    unsafe {
-        command.pre_exec(move || {
-            for fd in from..to {
-                if libc::dup2(null.as_raw_fd(), fd) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
 }

@@ -1,0 +1,180 @@
+//! Helpers shared by the benchmarks (included with `#[path]`): the
+//! environment header every report starts with, non-blocking socketpairs and
+//! eventfds, the descriptor limit, CPU pinning and one-byte I/O.
+//!
+//! Each bench uses a different subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// The machine facts BENCHMARKS.md asks every report to print: `nproc`, the
+/// kernel, `ulimit -n`, and the idle/mitigation settings from the kernel
+/// command line.
+pub fn env_header() -> String {
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = read_trimmed("/proc/sys/kernel/osrelease");
+    let cmdline = read_trimmed("/proc/cmdline");
+    let idle: Vec<&str> = cmdline
+        .split_whitespace()
+        .filter(|w| {
+            w.starts_with("mitigations")
+                || w.contains("idle")
+                || w.contains("halt_poll")
+                || w.starts_with("nohz")
+        })
+        .collect();
+    let governor = read_trimmed("/sys/devices/system/cpu/cpuidle/current_governor_ro");
+    format!(
+        "# environment: nproc={nproc} kernel={kernel} ulimit -n={} cpuidle={} cmdline: {}",
+        nofile_limit(),
+        if governor.is_empty() { "?" } else { &governor },
+        if idle.is_empty() {
+            "-".to_owned()
+        } else {
+            idle.join(" ")
+        }
+    )
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The soft `RLIMIT_NOFILE`.
+pub fn nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit the kernel fills in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    lim.rlim_cur
+}
+
+/// Descriptors open in this process now (`/proc/self/fd`).
+pub fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
+}
+
+/// Whether `extra` more descriptors fit under the limit with some headroom;
+/// prints a skip message when they do not.
+pub fn fds_available(extra: u64, what: &str) -> bool {
+    let limit = nofile_limit();
+    let need = open_fds() + extra + 64;
+    if need > limit {
+        eprintln!("skipping {what}: needs about {need} descriptors, ulimit -n is {limit}");
+        false
+    } else {
+        true
+    }
+}
+
+/// A non-blocking, close-on-exec AF_UNIX stream socketpair.
+pub fn socketpair() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    let ret = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(ret, 0, "socketpair: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// `n` socketpairs.
+pub fn socketpairs(n: usize) -> Vec<(OwnedFd, OwnedFd)> {
+    (0..n).map(|_| socketpair()).collect()
+}
+
+/// A non-blocking eventfd that is never written: a one-descriptor idle
+/// registration.
+pub fn eventfd() -> OwnedFd {
+    // SAFETY: eventfd takes no pointers.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    assert!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
+    // SAFETY: just created, owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Writes one byte; panics on failure (the benchmarks' pipes never fill).
+#[inline]
+pub fn write_byte(fd: RawFd) {
+    let b = [b'e'];
+    // SAFETY: `b` is a valid 1-byte buffer.
+    let n = unsafe { libc::write(fd, b.as_ptr().cast(), 1) };
+    debug_assert_eq!(n, 1);
+    if n != 1 {
+        panic!("write: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Reads what is there (up to 64 bytes) and returns how many bytes came.
+#[inline]
+pub fn read_some(fd: RawFd) -> usize {
+    let mut b = [0u8; 64];
+    // SAFETY: `b` is a valid 64-byte buffer.
+    let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
+    if n < 0 { 0 } else { n as usize }
+}
+
+/// Pins the calling thread (or process, before it spawns threads) to `cpu`.
+/// Returns false (and says why) where the CPU does not exist.
+pub fn pin_to_cpu(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    if !ok {
+        eprintln!(
+            "could not pin to cpu{cpu}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    ok
+}
+
+/// An epoll instance (raw, for the plain libc peers).
+pub fn epoll_create() -> OwnedFd {
+    // SAFETY: no pointers.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    assert!(
+        fd >= 0,
+        "epoll_create1: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: just created.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `epoll_ctl(op, fd)` with `data.u64 = key`.
+pub fn epoll_ctl(ep: &OwnedFd, op: libc::c_int, fd: RawFd, events: u32, key: u64) {
+    let mut ev = libc::epoll_event { events, u64: key };
+    // SAFETY: `ev` is a valid epoll_event for the duration of the call.
+    let ret = unsafe { libc::epoll_ctl(ep.as_raw_fd(), op, fd, &mut ev) };
+    assert_eq!(ret, 0, "epoll_ctl: {}", std::io::Error::last_os_error());
+}
+
+/// The median of a slice (sorted in place); NaN when empty.
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}

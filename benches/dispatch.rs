@@ -1,0 +1,478 @@
+//! B1 — dispatch cost versus idle descriptors, libevent's `bench.c` design
+//! (BENCHMARKS.md §B1).
+//!
+//! N socketpairs, the read end of each registered for level-triggered
+//! readability. A = 100 of them are made active by writing one byte; every
+//! read callback reads its byte and, while writes remain (W = N), writes one
+//! byte to the *next* pair, so A chains of events run through the set until
+//! A + W bytes have been read. Only the run is timed: registering the N read
+//! ends before each iteration and removing them after is not (setup has its
+//! own group).
+//!
+//! Groups:
+//! - `b1_run/<variant>/<N>`: run time, `Throughput::Elements(A + W)`, so
+//!   criterion's per-element figure is the run time per event.
+//! - `b1_setup/<variant>/<N>`: register N then unregister all,
+//!   `Throughput::Elements(N)`: the cost per registration.
+//!
+//! Variants: `poller_{select,poll,epoll}` (the backend types through the
+//! `Poller` trait), `reactor_{select,poll,epoll}` (`Reactor::with_backend`:
+//! the fd→object map, generation check and backend dispatch included),
+//! `mio_epoll` (mio 1.x, its own epoll) and `libc_epoll` (a plain
+//! level-triggered `epoll_wait` loop: the floor). select runs only for
+//! N ≤ 500 pairs (its fds must stay below FD_SETSIZE = 1024); a size whose
+//! descriptors would pass `ulimit -n` is skipped with a message.
+//!
+//! Every variant reads with one `read` per event and writes with one
+//! `write`, so the libraries differ only in how they wait and dispatch.
+//! mio is edge-triggered; with one byte per wake-up a single read drains the
+//! socket, so the chain is identical.
+//!
+//! Run: `cargo bench --bench dispatch` (or `benches/run.sh`).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use reactor::{
+    AnyPoller, Backend, EpollPoller, Events, Interest, PollPoller, Poller, Reactor, SelectPoller,
+    Token, Trigger,
+};
+
+/// Active chains (bench.c's `-a`).
+const ACTIVE: usize = 100;
+/// Pairs (bench.c's `-n`).
+const SIZES: [usize; 4] = [100, 1000, 5000, 9500];
+/// select's limit in pairs (2 fds per pair, all below 1024).
+const SELECT_MAX_PAIRS: usize = 500;
+/// Events buffer size, the same for every variant.
+const BATCH: usize = 1024;
+
+/// The chained-writes state of one run.
+struct Chain<'a> {
+    readers: &'a [RawFd],
+    writers: &'a [RawFd],
+    fired: usize,
+    count: usize,
+    writes: usize,
+}
+
+impl<'a> Chain<'a> {
+    /// Starts a run: A active pairs spread evenly, W writes to come.
+    fn start(readers: &'a [RawFd], writers: &'a [RawFd], writes: usize) -> Chain<'a> {
+        let n = readers.len();
+        let space = (n / ACTIVE).max(1);
+        let mut fired = 0;
+        for i in 0..ACTIVE.min(n) {
+            common::write_byte(writers[i * space]);
+            fired += 1;
+        }
+        Chain {
+            readers,
+            writers,
+            fired,
+            count: 0,
+            writes,
+        }
+    }
+
+    /// bench.c's `read_cb`.
+    #[inline]
+    fn on_read(&mut self, idx: usize) {
+        self.count += common::read_some(self.readers[idx]);
+        if self.writes > 0 {
+            let mut next = idx + 1;
+            if next >= self.writers.len() {
+                next = 0;
+            }
+            common::write_byte(self.writers[next]);
+            self.writes -= 1;
+            self.fired += 1;
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.count >= self.fired
+    }
+}
+
+/// One event loop under test.
+trait Loop {
+    fn setup(&mut self, readers: &[RawFd]);
+    fn teardown(&mut self, readers: &[RawFd]);
+    fn run(&mut self, chain: &mut Chain<'_>);
+}
+
+/// A backend type used directly through the `Poller` trait.
+struct PollerLoop<P: Poller> {
+    poller: P,
+    events: Events,
+}
+
+impl<P: Poller> Loop for PollerLoop<P> {
+    fn setup(&mut self, readers: &[RawFd]) {
+        for (i, &fd) in readers.iter().enumerate() {
+            self.poller
+                .register(fd, i, Interest::READABLE, Trigger::Level)
+                .expect("register");
+        }
+    }
+    fn teardown(&mut self, readers: &[RawFd]) {
+        for &fd in readers {
+            self.poller.unregister(fd).expect("unregister");
+        }
+    }
+    fn run(&mut self, chain: &mut Chain<'_>) {
+        while !chain.done() {
+            self.poller.poll(&mut self.events, None).expect("poll");
+            for ev in self.events.iter() {
+                chain.on_read(ev.key());
+            }
+        }
+    }
+}
+
+/// The object the `Reactor` variant stores: a borrowed read end and its index.
+struct Pipe {
+    fd: RawFd,
+    idx: usize,
+}
+
+impl AsFd for Pipe {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the socketpairs outlive every reactor registration (they are
+        // removed in teardown before the pairs are dropped).
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
+    }
+}
+
+/// `Reactor::with_backend`: what an application writes.
+struct ReactorLoop {
+    reactor: Reactor<Pipe, AnyPoller>,
+    tokens: Vec<Token>,
+    events: Events,
+}
+
+impl Loop for ReactorLoop {
+    fn setup(&mut self, readers: &[RawFd]) {
+        self.tokens.clear();
+        for (idx, &fd) in readers.iter().enumerate() {
+            let token = self
+                .reactor
+                .insert(Pipe { fd, idx }, Interest::READABLE)
+                .expect("insert");
+            self.tokens.push(token);
+        }
+    }
+    fn teardown(&mut self, _readers: &[RawFd]) {
+        for token in self.tokens.drain(..) {
+            self.reactor.remove(token).expect("remove");
+        }
+    }
+    fn run(&mut self, chain: &mut Chain<'_>) {
+        while !chain.done() {
+            self.reactor.poll(&mut self.events, None).expect("poll");
+            for ev in self.events.iter() {
+                if let Some(pipe) = self.reactor.get(ev.token()) {
+                    chain.on_read(pipe.idx);
+                }
+            }
+        }
+    }
+}
+
+/// mio 1.x (epoll, edge-triggered).
+struct MioLoop {
+    poll: mio::Poll,
+    events: mio::Events,
+}
+
+impl Loop for MioLoop {
+    fn setup(&mut self, readers: &[RawFd]) {
+        for (i, fd) in readers.iter().enumerate() {
+            self.poll
+                .registry()
+                .register(
+                    &mut mio::unix::SourceFd(fd),
+                    mio::Token(i),
+                    mio::Interest::READABLE,
+                )
+                .expect("mio register");
+        }
+    }
+    fn teardown(&mut self, readers: &[RawFd]) {
+        for fd in readers {
+            self.poll
+                .registry()
+                .deregister(&mut mio::unix::SourceFd(fd))
+                .expect("mio deregister");
+        }
+    }
+    fn run(&mut self, chain: &mut Chain<'_>) {
+        while !chain.done() {
+            self.poll.poll(&mut self.events, None).expect("mio poll");
+            for ev in self.events.iter() {
+                chain.on_read(ev.token().0);
+            }
+        }
+    }
+}
+
+/// The floor: a plain level-triggered epoll loop.
+struct LibcLoop {
+    ep: OwnedFd,
+    buf: Vec<libc::epoll_event>,
+}
+
+impl Loop for LibcLoop {
+    fn setup(&mut self, readers: &[RawFd]) {
+        for (i, &fd) in readers.iter().enumerate() {
+            common::epoll_ctl(
+                &self.ep,
+                libc::EPOLL_CTL_ADD,
+                fd,
+                libc::EPOLLIN as u32,
+                i as u64,
+            );
+        }
+    }
+    fn teardown(&mut self, readers: &[RawFd]) {
+        for &fd in readers {
+            common::epoll_ctl(&self.ep, libc::EPOLL_CTL_DEL, fd, 0, 0);
+        }
+    }
+    fn run(&mut self, chain: &mut Chain<'_>) {
+        while !chain.done() {
+            // SAFETY: `buf` has room for BATCH events.
+            let n = unsafe {
+                libc::epoll_wait(self.ep.as_raw_fd(), self.buf.as_mut_ptr(), BATCH as i32, -1)
+            };
+            if n < 0 {
+                let err = std::io::Error::last_os_error();
+                assert_eq!(err.raw_os_error(), Some(libc::EINTR), "epoll_wait: {err}");
+                continue;
+            }
+            for ev in &self.buf[..n as usize] {
+                chain.on_read(ev.u64 as usize);
+            }
+        }
+    }
+}
+
+fn variants(n: usize) -> Vec<(&'static str, Box<dyn Loop>)> {
+    let mut v: Vec<(&'static str, Box<dyn Loop>)> = Vec::new();
+    let events = || Events::with_capacity(BATCH);
+    if n <= SELECT_MAX_PAIRS {
+        v.push((
+            "poller_select",
+            Box::new(PollerLoop {
+                poller: SelectPoller::new(),
+                events: events(),
+            }),
+        ));
+    }
+    v.push((
+        "poller_poll",
+        Box::new(PollerLoop {
+            poller: PollPoller::new(),
+            events: events(),
+        }),
+    ));
+    v.push((
+        "poller_epoll",
+        Box::new(PollerLoop {
+            poller: EpollPoller::new().expect("epoll"),
+            events: events(),
+        }),
+    ));
+    for backend in Backend::ALL {
+        if backend == Backend::Select && n > SELECT_MAX_PAIRS {
+            continue;
+        }
+        let name = match backend {
+            Backend::Select => "reactor_select",
+            Backend::Poll => "reactor_poll",
+            Backend::Epoll => "reactor_epoll",
+        };
+        v.push((
+            name,
+            Box::new(ReactorLoop {
+                reactor: Reactor::with_backend(backend).expect("reactor"),
+                tokens: Vec::with_capacity(n),
+                events: events(),
+            }),
+        ));
+    }
+    v.push((
+        "mio_epoll",
+        Box::new(MioLoop {
+            poll: mio::Poll::new().expect("mio"),
+            events: mio::Events::with_capacity(BATCH),
+        }),
+    ));
+    v.push((
+        "libc_epoll",
+        Box::new(LibcLoop {
+            ep: common::epoll_create(),
+            buf: vec![libc::epoll_event { events: 0, u64: 0 }; BATCH],
+        }),
+    ));
+    v
+}
+
+fn dispatch(c: &mut Criterion) {
+    eprintln!("{}", common::env_header());
+    for n in SIZES {
+        if !common::fds_available(2 * n as u64 + 16, &format!("b1 at N={n}")) {
+            continue;
+        }
+        let pairs = common::socketpairs(n);
+        let readers: Vec<RawFd> = pairs.iter().map(|(r, _)| r.as_raw_fd()).collect();
+        let writers: Vec<RawFd> = pairs.iter().map(|(_, w)| w.as_raw_fd()).collect();
+        let writes = n;
+
+        let mut run = c.benchmark_group("b1_run");
+        run.throughput(Throughput::Elements((ACTIVE + writes) as u64));
+        run.sample_size(10);
+        for (name, mut lp) in variants(n) {
+            run.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        lp.setup(&readers);
+                        let start = Instant::now();
+                        let mut chain = Chain::start(&readers, &writers, writes);
+                        lp.run(&mut chain);
+                        total += start.elapsed();
+                        assert_eq!(chain.count, ACTIVE.min(n) + writes, "{name}: lost bytes");
+                        lp.teardown(&readers);
+                    }
+                    total
+                })
+            });
+        }
+        run.finish();
+
+        let mut setup = c.benchmark_group("b1_setup");
+        setup.throughput(Throughput::Elements(n as u64));
+        setup.sample_size(10);
+        for (name, mut lp) in variants(n) {
+            setup.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| {
+                    lp.setup(&readers);
+                    lp.teardown(&readers);
+                })
+            });
+        }
+        setup.finish();
+    }
+}
+
+/// Child mode for `--instructions`: N pairs, register once, `runs` runs,
+/// unregister.
+fn instructions_child(variant: &str, n: usize, runs: usize) {
+    let pairs = common::socketpairs(n);
+    let readers: Vec<RawFd> = pairs.iter().map(|(r, _)| r.as_raw_fd()).collect();
+    let writers: Vec<RawFd> = pairs.iter().map(|(_, w)| w.as_raw_fd()).collect();
+    let Some((_, mut lp)) = variants(n).into_iter().find(|(name, _)| *name == variant) else {
+        eprintln!("unknown variant {variant} at N={n}");
+        std::process::exit(2);
+    };
+    lp.setup(&readers);
+    for _ in 0..runs {
+        let mut chain = Chain::start(&readers, &writers, n);
+        lp.run(&mut chain);
+        assert_eq!(chain.count, ACTIVE.min(n) + n, "{variant}: lost bytes");
+    }
+    lp.teardown(&readers);
+}
+
+/// Instructions (callgrind's `Ir`, user space only) of one child run.
+fn callgrind_ir(variant: &str, n: usize, runs: usize) -> Result<u64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(&exe)
+        .args([
+            "--instructions-child",
+            variant,
+            &n.to_string(),
+            &runs.to_string(),
+        ])
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("child failed: {}", out.status));
+    }
+    text.lines()
+        .find_map(|l| l.split_once("refs:").map(|(_, v)| v.replace(',', "")))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no 'refs:' line from callgrind".to_owned())
+}
+
+/// `--instructions`: user-space instructions per event for every variant
+/// at N = 100 and 1000, from two callgrind runs (1 and 4 runs of the chain,
+/// so set-up and tear-down cancel). Deterministic, unlike wall time.
+fn instructions() {
+    println!("{}", common::env_header());
+    if std::process::Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("valgrind not installed: instruction counts skipped");
+        return;
+    }
+    println!(
+        "# B1 user-space instructions per event (valgrind --tool=callgrind; runs of 1 and 4 chains)"
+    );
+    let sizes = [100usize, 1000];
+    print!("| variant |");
+    for n in sizes {
+        print!(" N={n} |");
+    }
+    println!("\n|---|---|---|");
+    let names: Vec<&str> = variants(100).iter().map(|(name, _)| *name).collect();
+    for name in names {
+        print!("| {name} |");
+        for n in sizes {
+            if name.ends_with("select") && n > SELECT_MAX_PAIRS {
+                print!(" – |");
+                continue;
+            }
+            match (callgrind_ir(name, n, 1), callgrind_ir(name, n, 4)) {
+                (Ok(a), Ok(b)) => {
+                    let per = (b as f64 - a as f64) / (3 * (ACTIVE + n)) as f64;
+                    print!(" {per:.0} |");
+                }
+                (Err(e), _) | (_, Err(e)) => print!(" error: {e} |"),
+            }
+        }
+        println!();
+    }
+}
+
+criterion_group!(benches, dispatch);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--instructions-child") {
+        let arg = |k: usize| args.get(i + k).map_or("", String::as_str);
+        instructions_child(
+            arg(1),
+            arg(2).parse().unwrap_or(100),
+            arg(3).parse().unwrap_or(1),
+        );
+        return;
+    }
+    if args.iter().any(|a| a == "--instructions") {
+        instructions();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,278 @@
+//! B8 — idle loop overhead, libevent's `bench_loop.c` design
+//! (BENCHMARKS.md §B8): one wait with a zero timeout and nothing ready, one
+//! never-ready registration (an eventfd nobody writes).
+//!
+//! - `b8_idle/<variant>`: ns per iteration for `poller_{select,poll,epoll}`
+//!   (the backend through the `Poller` trait), `reactor_{select,poll,epoll}`
+//!   (`Reactor::with_backend`), `reactor_epoll_1000_timers` (the same with
+//!   1000 armed timers due in an hour), `mio_epoll` (`poll(Some(0))`) and
+//!   `raw_epoll_wait0` (the floor).
+//! - `--count-syscalls [N]` (not criterion): runs each variant N and 10·N
+//!   iterations under `strace -f -c` and prints the system calls per
+//!   iteration (the difference of the two runs' totals over 9·N iterations,
+//!   so the set-up calls cancel). The target is exactly 1. Exits 1 if a
+//!   variant makes more than one call per iteration, 0 with a message if
+//!   strace is missing.
+//!
+//! Run: `cargo bench --bench idle_loop` and
+//! `cargo bench --bench idle_loop -- --count-syscalls` (or `benches/run.sh`).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use reactor::{
+    AnyPoller, Backend, EpollPoller, Events, Interest, PollPoller, Poller, Reactor, SelectPoller,
+    Token, Trigger,
+};
+
+const VARIANTS: [&str; 9] = [
+    "poller_select",
+    "poller_poll",
+    "poller_epoll",
+    "reactor_select",
+    "reactor_poll",
+    "reactor_epoll",
+    "reactor_epoll_1000_timers",
+    "mio_epoll",
+    "raw_epoll_wait0",
+];
+
+/// One idle loop, ready to turn: `step()` does one zero-timeout wait.
+struct Idle {
+    _fd: OwnedFd,
+    step: Box<dyn FnMut() -> usize>,
+}
+
+fn idle(variant: &str) -> Idle {
+    let fd = common::eventfd();
+    let raw = fd.as_raw_fd();
+    let zero = Some(Duration::ZERO);
+    fn with_poller<P: Poller + 'static>(mut p: P, raw: i32) -> Box<dyn FnMut() -> usize> {
+        p.register(raw, 0, Interest::READABLE, Trigger::Level)
+            .expect("register");
+        let mut events = Events::with_capacity(64);
+        Box::new(move || p.poll(&mut events, Some(Duration::ZERO)).expect("poll"))
+    }
+    fn with_reactor(backend: Backend, fd: &OwnedFd, timers: usize) -> Box<dyn FnMut() -> usize> {
+        let mut r: Reactor<OwnedFd, AnyPoller> = Reactor::with_backend(backend).expect("reactor");
+        r.insert(fd.try_clone().expect("dup"), Interest::READABLE)
+            .expect("insert");
+        let far = Instant::now() + Duration::from_secs(3600);
+        for i in 0..timers {
+            r.timer_at(far + Duration::from_millis(i as u64), Token::from_key(i));
+        }
+        let mut events = Events::with_capacity(64);
+        Box::new(move || r.poll(&mut events, Some(Duration::ZERO)).expect("poll"))
+    }
+    let step: Box<dyn FnMut() -> usize> = match variant {
+        "poller_select" => with_poller(SelectPoller::new(), raw),
+        "poller_poll" => with_poller(PollPoller::new(), raw),
+        "poller_epoll" => with_poller(EpollPoller::new().expect("epoll"), raw),
+        "reactor_select" => with_reactor(Backend::Select, &fd, 0),
+        "reactor_poll" => with_reactor(Backend::Poll, &fd, 0),
+        "reactor_epoll" => with_reactor(Backend::Epoll, &fd, 0),
+        "reactor_epoll_1000_timers" => with_reactor(Backend::Epoll, &fd, 1000),
+        "mio_epoll" => {
+            let mut poll = mio::Poll::new().expect("mio");
+            poll.registry()
+                .register(
+                    &mut mio::unix::SourceFd(&raw),
+                    mio::Token(0),
+                    mio::Interest::READABLE,
+                )
+                .expect("mio register");
+            let mut events = mio::Events::with_capacity(64);
+            Box::new(move || {
+                poll.poll(&mut events, zero).expect("mio poll");
+                events.iter().count()
+            })
+        }
+        "raw_epoll_wait0" => {
+            let ep = common::epoll_create();
+            common::epoll_ctl(&ep, libc::EPOLL_CTL_ADD, raw, libc::EPOLLIN as u32, 0);
+            let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 64];
+            Box::new(move || {
+                // SAFETY: `evs` has room for 64 events.
+                let n = unsafe { libc::epoll_wait(ep.as_raw_fd(), evs.as_mut_ptr(), 64, 0) };
+                n.max(0) as usize
+            })
+        }
+        other => panic!("unknown variant {other}"),
+    };
+    Idle { _fd: fd, step }
+}
+
+fn bench(c: &mut Criterion) {
+    eprintln!("{}", common::env_header());
+    let mut g = c.benchmark_group("b8_idle");
+    for variant in VARIANTS {
+        let mut lp = idle(variant);
+        g.bench_function(variant, |b| b.iter(|| black_box((lp.step)())));
+    }
+    g.finish();
+}
+
+/// Child mode: set up, turn the loop `iters` times, exit.
+fn syscall_child(variant: &str, iters: u64) {
+    let mut lp = idle(variant);
+    for _ in 0..iters {
+        black_box((lp.step)());
+    }
+}
+
+/// Total system calls (strace -c's "total" row) of one child run.
+fn strace_total(variant: &str, iters: u64) -> Result<u64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out_file = std::env::temp_dir().join(format!(
+        "idle_loop_strace_{}_{variant}_{iters}.txt",
+        std::process::id()
+    ));
+    let status = Command::new("strace")
+        .arg("-f")
+        .arg("-c")
+        .arg("-o")
+        .arg(&out_file)
+        .arg(&exe)
+        .arg("--syscall-child")
+        .arg(variant)
+        .arg(iters.to_string())
+        .status()
+        .map_err(|e| format!("strace: {e}"))?;
+    let text = std::fs::read_to_string(&out_file).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&out_file);
+    if !status.success() {
+        return Err(format!("child failed: {status}\n{text}"));
+    }
+    // The "total" row: `100.00  0.0123  1  20123  5  total`; calls is the
+    // column before errors (which may be blank).
+    let line = text
+        .lines()
+        .find(|l| l.trim_end().ends_with("total"))
+        .ok_or_else(|| format!("no total row in strace output:\n{text}"))?;
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse::<u64>().ok())
+        .collect();
+    // Integer columns on the total row: [calls] or [calls, errors]
+    // (usecs/call may also be an integer: then it comes first).
+    let floats = line.split_whitespace().filter(|w| w.contains('.')).count();
+    let ints_before_total = line.split_whitespace().count() - 1 - floats;
+    let calls = match (ints_before_total, nums.as_slice()) {
+        (1, [calls]) => *calls,
+        (2, [a, b]) => {
+            // Either [usecs/call, calls] or [calls, errors]: strace prints
+            // errors only when some call failed; our loops' set-up makes none
+            // that matter, so take the larger as calls.
+            *a.max(b)
+        }
+        (3, [_usecs, calls, _errors]) => *calls,
+        _ => return Err(format!("cannot read strace total row: {line}")),
+    };
+    Ok(calls)
+}
+
+fn count_syscalls(n: u64) -> i32 {
+    println!("{}", common::env_header());
+    if Command::new("strace").arg("-V").output().is_err() {
+        println!("strace not installed (apt-get install -y strace): syscall count skipped");
+        return 0;
+    }
+    println!(
+        "# B8 system calls per idle-loop iteration (strace -f -c, runs of {n} and {} iterations)",
+        10 * n
+    );
+    println!("| variant | syscalls / iteration | target 1 |");
+    println!("|---|---|---|");
+    let mut failed = false;
+    for variant in VARIANTS {
+        match (strace_total(variant, n), strace_total(variant, 10 * n)) {
+            (Ok(a), Ok(b)) => {
+                let per = (b as f64 - a as f64) / (9 * n) as f64;
+                // Allow 0.1% of noise (a stray signal, a page fault's madvise).
+                let met = (per - 1.0).abs() < 0.001;
+                // Peers are reported, not judged.
+                let ours = !variant.starts_with("mio") && !variant.starts_with("raw");
+                failed |= ours && !met;
+                println!(
+                    "| {variant} | {per:.4} | {} |",
+                    if met {
+                        "met"
+                    } else if ours {
+                        "MISS"
+                    } else {
+                        "(peer)"
+                    }
+                );
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                println!("| {variant} | error: {e} | MISS |");
+                failed = true;
+            }
+        }
+    }
+    i32::from(failed)
+}
+
+/// Instructions (callgrind's `Ir`, user space only) of one child run.
+fn callgrind_ir(variant: &str, iters: u64) -> Result<u64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(&exe)
+        .args(["--syscall-child", variant, &iters.to_string()])
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("child failed: {}", out.status));
+    }
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.split_once("refs:").map(|(_, v)| v.replace(',', "")))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no 'refs:' line from callgrind".to_owned())
+}
+
+/// `--instructions`: user-space instructions per iteration (callgrind, runs
+/// of 1000 and 11000 iterations). Deterministic, unlike wall time.
+fn instructions() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        println!("valgrind not installed: instruction counts skipped");
+        return;
+    }
+    println!("# B8 user-space instructions per idle-loop iteration (valgrind --tool=callgrind)");
+    println!("| variant | instructions / iteration |");
+    println!("|---|---|");
+    for variant in VARIANTS {
+        match (callgrind_ir(variant, 1000), callgrind_ir(variant, 11000)) {
+            (Ok(a), Ok(b)) => println!("| {variant} | {:.0} |", (b as f64 - a as f64) / 10_000.0),
+            (Err(e), _) | (_, Err(e)) => println!("| {variant} | error: {e} |"),
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--instructions") {
+        instructions();
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--syscall-child") {
+        let variant = args.get(i + 1).map(String::as_str).unwrap_or("");
+        let iters = args.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(0);
+        syscall_child(variant, iters);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--count-syscalls") {
+        let n = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(2000);
+        std::process::exit(count_syscalls(n));
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}

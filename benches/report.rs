@@ -1,0 +1,645 @@
+//! The benchmark report: reads criterion's results
+//! (`target/criterion/**/new/{benchmark,estimates}.json`), the echo
+//! driver's `target/bench-results/echo.{csv,md}` and the idle-loop syscall
+//! count `target/bench-results/idle_syscalls.md`, and writes
+//! - the SVG plots under `docs/bench/` (plotters, SVG backend), and
+//! - the generated part of `docs/benchmarks.md`, between the markers
+//!   `<!-- BEGIN GENERATED -->` and `<!-- END GENERATED -->`.
+//!
+//! It only acts when given `--report` (so that a plain `cargo bench` does not
+//! rewrite the docs): `cargo bench --bench report -- --report`, which is what
+//! `benches/run.sh` calls after the measurements.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+const BEGIN: &str = "<!-- BEGIN GENERATED -->";
+const END: &str = "<!-- END GENERATED -->";
+
+/// One criterion benchmark: median ns per iteration and elements per iteration.
+#[derive(Debug, Clone)]
+struct Bench {
+    ns: f64,
+    elements: Option<f64>,
+}
+
+impl Bench {
+    /// ns per element (per event, per registration, per timer) or per iteration.
+    fn per(&self) -> f64 {
+        self.ns / self.elements.unwrap_or(1.0)
+    }
+}
+
+/// group → function → value ("" when none) → result.
+type Results = BTreeMap<String, BTreeMap<String, BTreeMap<String, Bench>>>;
+
+fn collect(dir: &Path, out: &mut Results) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "new") {
+                read_bench(&path, out);
+            } else {
+                collect(&path, out);
+            }
+        }
+    }
+}
+
+fn read_bench(dir: &Path, out: &mut Results) {
+    let read = |name: &str| -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(dir.join(name)).ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    let (Some(meta), Some(est)) = (read("benchmark.json"), read("estimates.json")) else {
+        return;
+    };
+    let Some(ns) = est["median"]["point_estimate"].as_f64() else {
+        return;
+    };
+    let s = |k: &str| meta[k].as_str().unwrap_or("").to_owned();
+    let elements = meta["throughput"]["Elements"].as_f64();
+    out.entry(s("group_id"))
+        .or_default()
+        .entry(s("function_id"))
+        .or_default()
+        .insert(s("value_str"), Bench { ns, elements });
+}
+
+fn get<'a>(r: &'a Results, group: &str, func: &str, value: &str) -> Option<&'a Bench> {
+    r.get(group)?.get(func)?.get(value)
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if !ns.is_finite() {
+        "–".to_owned()
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn mark(ratio: f64, target: f64, at_most: bool) -> String {
+    if !ratio.is_finite() {
+        return "–".to_owned();
+    }
+    let ok = if at_most {
+        ratio <= target
+    } else {
+        ratio >= target
+    };
+    format!("{ratio:.3} {}", if ok { "met" } else { "MISS" })
+}
+
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+type Series = Vec<(String, Vec<(f64, f64)>)>;
+
+/// (size, conns) → server → (msgs/s of each round, CPU ns/msg of each round).
+type EchoData = BTreeMap<(u64, u64), BTreeMap<String, (Vec<f64>, Vec<f64>)>>;
+
+/// 1, 2, 5 × 10^k between `lo` and `hi`: labels for a log axis.
+fn key_points(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut decade = 10f64.powi(lo.max(1e-3).log10().floor() as i32);
+    while decade <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let v = decade * m;
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+        decade *= 10.0;
+    }
+    out
+}
+
+/// A log–log line plot, one line per series.
+fn line_plot(path: &Path, title: &str, xlabel: &str, ylabel: &str, series: &Series) {
+    let pts = series.iter().flat_map(|(_, p)| p.iter());
+    let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        xmin = xmin.min(x);
+        xmax = xmax.max(x);
+        ymin = ymin.min(y);
+        ymax = ymax.max(y);
+    }
+    if xmin > xmax {
+        return;
+    }
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    let _ = root.fill(&WHITE);
+    let chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(
+            (xmin * 0.8..xmax * 1.25).log_scale(),
+            (ymin * 0.7..ymax * 1.5)
+                .log_scale()
+                .with_key_points(key_points(ymin * 0.7, ymax * 1.5)),
+        );
+    let Ok(mut chart) = chart else { return };
+    let _ = chart
+        .configure_mesh()
+        .x_desc(xlabel)
+        .y_desc(ylabel)
+        .y_label_formatter(&|v| fmt_ns(*v))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .draw();
+    for (i, (name, points)) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let style = if name.contains("reactor") {
+            color.stroke_width(2)
+        } else {
+            color.stroke_width(1)
+        };
+        if let Ok(ann) = chart.draw_series(LineSeries::new(points.clone(), style)) {
+            ann.label(name.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        }
+        let _ = chart.draw_series(
+            points
+                .iter()
+                .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+        );
+    }
+    let _ = chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw();
+    let _ = root.present();
+}
+
+/// Grouped bars: `groups` along x, one bar per series inside each group.
+fn bar_plot(path: &Path, title: &str, ylabel: &str, groups: &[String], series: &Series) {
+    let ymax = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(_, y)| y))
+        .fold(0.0f64, f64::max);
+    if groups.is_empty() || ymax <= 0.0 {
+        return;
+    }
+    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
+    let _ = root.fill(&WHITE);
+    let n = groups.len() as f64;
+    let chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..n, 0.0..ymax * 1.15);
+    let Ok(mut chart) = chart else { return };
+    let labels = groups.to_vec();
+    let _ = chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(groups.len() * 2 + 1)
+        .x_label_formatter(&|v| {
+            let i = v.floor() as usize;
+            if (v - v.floor() - 0.5).abs() < 0.01 && i < labels.len() {
+                labels[i].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(ylabel)
+        .draw();
+    let k = series.len() as f64;
+    let width = 0.8 / k;
+    for (s, (name, points)) in series.iter().enumerate() {
+        let color = PALETTE[s % PALETTE.len()];
+        let bars = points.iter().map(move |&(gi, y)| {
+            let x0 = gi + 0.1 + width * s as f64;
+            Rectangle::new([(x0, 0.0), (x0 + width * 0.95, y)], color.filled())
+        });
+        if let Ok(ann) = chart.draw_series(bars) {
+            ann.label(name.clone()).legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+            });
+        }
+    }
+    let _ = chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw();
+    let _ = root.present();
+}
+
+fn by_value(map: &BTreeMap<String, Bench>) -> Vec<(f64, f64)> {
+    let mut v: Vec<(f64, f64)> = map
+        .iter()
+        .filter_map(|(k, b)| k.parse::<f64>().ok().map(|x| (x, b.per())))
+        .collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v
+}
+
+fn b0(r: &Results, md: &mut String, docs: &Path) {
+    md.push_str("### B0 calibration (`cargo bench --bench calibration`)\n\n");
+    md.push_str("| what | cost |\n|---|---|\n");
+    let rows = [
+        (
+            "null syscall `syscall(SYS_getppid)`",
+            "b0_syscall",
+            "null_getppid",
+            "",
+        ),
+        (
+            "1-byte `write` + `read` on a socketpair",
+            "b0_syscall",
+            "socketpair_write_read_1byte",
+            "",
+        ),
+        (
+            "`epoll_wait(0)`, 1 idle eventfd",
+            "b0_epoll_wait0",
+            "idle_eventfds",
+            "1",
+        ),
+        (
+            "`epoll_wait(0)`, 10 000 idle eventfds",
+            "b0_epoll_wait0",
+            "idle_eventfds",
+            "10000",
+        ),
+    ];
+    for (label, g, f, v) in rows {
+        let cost = get(r, g, f, v).map_or(f64::NAN, Bench::per);
+        let _ = writeln!(md, "| {label} | {} |", fmt_ns(cost));
+    }
+    let Some(group) = r.get("b0_wait_per_fd") else {
+        return;
+    };
+    let funcs = [
+        "raw_select",
+        "ours_select",
+        "raw_poll",
+        "ours_poll",
+        "raw_epoll",
+        "ours_epoll",
+    ];
+    md.push_str("\nOne wait with timeout 0 over n idle socketpair ends:\n\n| n |");
+    for f in funcs {
+        let _ = write!(md, " {f} |");
+    }
+    md.push_str("\n|---|");
+    for _ in funcs {
+        md.push_str("---|");
+    }
+    md.push('\n');
+    for n in ["1", "10", "100", "1000"] {
+        let _ = write!(md, "| {n} |");
+        for f in funcs {
+            let cost = group
+                .get(f)
+                .and_then(|m| m.get(n))
+                .map_or(f64::NAN, Bench::per);
+            let _ = write!(md, " {} |", fmt_ns(cost));
+        }
+        md.push('\n');
+    }
+    // Slopes per idle fd: poll over 10..1000, select over 1..100 (its fds
+    // stop below 1024).
+    md.push_str("\nSlope per idle fd (target: ours ≤ 1.05× raw):\n\n| backend | over n | raw ns/fd | ours ns/fd | ours/raw |\n|---|---|---|---|---|\n");
+    for (backend, lo, hi) in [("poll", "10", "1000"), ("select", "1", "100")] {
+        let slope = |f: &str| -> f64 {
+            let c = |n: &str| {
+                group
+                    .get(f)
+                    .and_then(|m| m.get(n))
+                    .map_or(f64::NAN, Bench::per)
+            };
+            let (l, h): (f64, f64) = (lo.parse().unwrap_or(1.0), hi.parse().unwrap_or(1.0));
+            (c(hi) - c(lo)) / (h - l)
+        };
+        let raw = slope(&format!("raw_{backend}"));
+        let ours = slope(&format!("ours_{backend}"));
+        let _ = writeln!(
+            md,
+            "| {backend} | {lo}–{hi} | {raw:.1} | {ours:.1} | {} |",
+            mark(ours / raw, 1.05, true)
+        );
+    }
+    let series: Series = funcs
+        .iter()
+        .filter_map(|f| group.get(*f).map(|m| (f.to_string(), by_value(m))))
+        .collect();
+    line_plot(
+        &docs.join("bench/wait_per_fd.svg"),
+        "B0: one zero-timeout wait over n idle fds",
+        "idle fds (n)",
+        "time per call",
+        &series,
+    );
+    md.push_str("\n![wait cost vs idle fds](bench/wait_per_fd.svg)\n\n");
+}
+
+const B1_VARIANTS: [&str; 8] = [
+    "poller_select",
+    "reactor_select",
+    "poller_poll",
+    "reactor_poll",
+    "poller_epoll",
+    "reactor_epoll",
+    "mio_epoll",
+    "libc_epoll",
+];
+
+fn b1(r: &Results, md: &mut String, docs: &Path, results: &Path) {
+    let Some(run) = r.get("b1_run") else {
+        return;
+    };
+    md.push_str("### B1 dispatch (`cargo bench --bench dispatch`)\n\n");
+    md.push_str(
+        "Run time per event (A = 100 active, W = N chained writes; criterion median):\n\n| N |",
+    );
+    let sizes = ["100", "1000", "5000", "9500"];
+    for v in B1_VARIANTS {
+        let _ = write!(md, " {v} |");
+    }
+    md.push_str("\n|---|");
+    for _ in B1_VARIANTS {
+        md.push_str("---|");
+    }
+    md.push('\n');
+    let cell = |g: &BTreeMap<String, BTreeMap<String, Bench>>, v: &str, n: &str| {
+        g.get(v).and_then(|m| m.get(n)).map_or(f64::NAN, Bench::per)
+    };
+    for n in sizes {
+        let _ = write!(md, "| {n} |");
+        for v in B1_VARIANTS {
+            let _ = write!(md, " {} |", fmt_ns(cell(run, v, n)));
+        }
+        md.push('\n');
+    }
+    md.push_str("\nRatios against the peers (targets: ≤ 0.98× mio, ≤ 1.03× the libc loop; one criterion run, so each is a single median with ±several % noise on this shared machine):\n\n| N | poller_epoll/mio | reactor_epoll/mio | poller_epoll/libc | reactor_epoll/libc |\n|---|---|---|---|---|\n");
+    for n in sizes {
+        let mio = cell(run, "mio_epoll", n);
+        let libc = cell(run, "libc_epoll", n);
+        let pe = cell(run, "poller_epoll", n);
+        let re = cell(run, "reactor_epoll", n);
+        let _ = writeln!(
+            md,
+            "| {n} | {} | {} | {} | {} |",
+            mark(pe / mio, 0.98, true),
+            mark(re / mio, 0.98, true),
+            mark(pe / libc, 1.03, true),
+            mark(re / libc, 1.03, true)
+        );
+    }
+    let series: Series = B1_VARIANTS
+        .iter()
+        .filter_map(|v| run.get(*v).map(|m| (v.to_string(), by_value(m))))
+        .collect();
+    line_plot(
+        &docs.join("bench/dispatch.svg"),
+        "B1: run time per event vs socketpairs (A = 100, W = N)",
+        "socketpairs (N)",
+        "run time per event",
+        &series,
+    );
+    md.push_str("\n![dispatch cost vs N](bench/dispatch.svg)\n\n");
+
+    include_table(
+        md,
+        results,
+        "dispatch_instructions.md",
+        "User-space instructions per event (`cargo bench --bench dispatch -- --instructions`, callgrind; deterministic):",
+    );
+    if let Some(setup) = r.get("b1_setup") {
+        md.push_str("Setup per registration (register N, then unregister all; per fd):\n\n| N |");
+        for v in B1_VARIANTS {
+            let _ = write!(md, " {v} |");
+        }
+        md.push_str("\n|---|");
+        for _ in B1_VARIANTS {
+            md.push_str("---|");
+        }
+        md.push('\n');
+        for n in sizes {
+            let _ = write!(md, "| {n} |");
+            for v in B1_VARIANTS {
+                let _ = write!(md, " {} |", fmt_ns(cell(setup, v, n)));
+            }
+            md.push('\n');
+        }
+        md.push('\n');
+    }
+}
+
+fn b8(r: &Results, md: &mut String, results: &Path) {
+    let Some(idle) = r.get("b8_idle") else {
+        return;
+    };
+    md.push_str("### B8 idle loop (`cargo bench --bench idle_loop`)\n\n");
+    let raw = idle
+        .get("raw_epoll_wait0")
+        .and_then(|m| m.get(""))
+        .map_or(f64::NAN, Bench::per);
+    md.push_str("| variant | ns / iteration | × raw `epoll_wait(0)` |\n|---|---|---|\n");
+    for (name, m) in idle {
+        let ns = m.get("").map_or(f64::NAN, Bench::per);
+        let _ = writeln!(md, "| {name} | {} | {:.2} |", fmt_ns(ns), ns / raw);
+    }
+    md.push('\n');
+    include_table(
+        md,
+        results,
+        "idle_syscalls.md",
+        "System calls per iteration (`cargo bench --bench idle_loop -- --count-syscalls`, strace):",
+    );
+    include_table(
+        md,
+        results,
+        "idle_instructions.md",
+        "User-space instructions per iteration (`cargo bench --bench idle_loop -- --instructions`, callgrind; deterministic):",
+    );
+}
+
+/// Copies the markdown table lines of `results/file`, under `title`.
+fn include_table(md: &mut String, results: &Path, file: &str, title: &str) {
+    if let Ok(text) = std::fs::read_to_string(results.join(file)) {
+        let _ = write!(md, "{title}\n\n");
+        md.push_str(
+            &text
+                .lines()
+                .filter(|l| l.starts_with('|'))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        md.push_str("\n\n");
+    }
+}
+
+fn others(r: &Results, md: &mut String) {
+    let known = [
+        "b0_syscall",
+        "b0_epoll_wait0",
+        "b0_wait_per_fd",
+        "b1_run",
+        "b1_setup",
+        "b8_idle",
+    ];
+    for (group, funcs) in r {
+        if known.contains(&group.as_str()) {
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "### {group}\n\n| benchmark | n | per element | per iteration |\n|---|---|---|---|"
+        );
+        for (func, values) in funcs {
+            for (value, b) in values {
+                let _ = writeln!(
+                    md,
+                    "| {func} | {value} | {} | {} |",
+                    fmt_ns(b.per()),
+                    fmt_ns(b.ns)
+                );
+            }
+        }
+        md.push('\n');
+    }
+}
+
+fn b2(md: &mut String, docs: &Path, results: &Path) {
+    let Ok(csv) = std::fs::read_to_string(results.join("echo.csv")) else {
+        return;
+    };
+    md.push_str("### B2 echo (`cargo bench --bench echo -- --full`)\n\n");
+    if let Ok(table) = std::fs::read_to_string(results.join("echo.md")) {
+        md.push_str(table.lines().skip(2).collect::<Vec<_>>().join("\n").trim());
+        md.push_str("\n\n");
+    }
+    // (conns, size) → server → (rates, cpu)
+    let mut data: EchoData = BTreeMap::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 12 || f[11] != "true" {
+            continue;
+        }
+        let (Ok(conns), Ok(size), Ok(rate), Ok(cpu)) = (
+            f[1].parse::<u64>(),
+            f[2].parse::<u64>(),
+            f[7].parse::<f64>(),
+            f[9].parse::<f64>(),
+        ) else {
+            continue;
+        };
+        let e = data
+            .entry((size, conns))
+            .or_default()
+            .entry(f[4].to_owned())
+            .or_default();
+        e.0.push(rate);
+        e.1.push(cpu);
+    }
+    let groups: Vec<String> = data
+        .keys()
+        .map(|(size, conns)| format!("{conns}×{size}B"))
+        .collect();
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+    };
+    let mut rate: Series = Vec::new();
+    let mut cpu: Series = Vec::new();
+    for server in ["ours", "mio", "libc"] {
+        let mut r = Vec::new();
+        let mut c = Vec::new();
+        for (i, per) in data.values().enumerate() {
+            if let Some((rates, cpus)) = per.get(server) {
+                r.push((i as f64, median(rates) / 1000.0));
+                c.push((i as f64, median(cpus) / 1000.0));
+            }
+        }
+        rate.push((server.to_owned(), r));
+        cpu.push((server.to_owned(), c));
+    }
+    bar_plot(
+        &docs.join("bench/echo_throughput.svg"),
+        "B2 echo: throughput (median of rounds)",
+        "k msg/s",
+        &groups,
+        &rate,
+    );
+    bar_plot(
+        &docs.join("bench/echo_cpu.svg"),
+        "B2 echo: server CPU per message (median of rounds)",
+        "µs CPU / msg",
+        &groups,
+        &cpu,
+    );
+    md.push_str("![echo throughput](bench/echo_throughput.svg)\n\n![echo CPU per message](bench/echo_cpu.svg)\n\n");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--report") {
+        println!("report: pass --report to regenerate docs/benchmarks.md (benches/run.sh does)");
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let results = root.join("target/bench-results");
+    let docs = root.join("docs");
+    let _ = std::fs::create_dir_all(docs.join("bench"));
+    let mut r = Results::new();
+    collect(&root.join("target/criterion"), &mut r);
+
+    let mut md = String::new();
+    if let Ok(meta) = std::fs::read_to_string(results.join("run.txt")) {
+        md.push_str("```\n");
+        md.push_str(meta.trim());
+        md.push_str("\n```\n\n");
+    }
+    b0(&r, &mut md, &docs);
+    b1(&r, &mut md, &docs, &results);
+    b8(&r, &mut md, &results);
+    b2(&mut md, &docs, &results);
+    others(&r, &mut md);
+
+    let doc_path = docs.join("benchmarks.md");
+    let doc = std::fs::read_to_string(&doc_path)
+        .unwrap_or_else(|_| format!("# Benchmarks\n\n{BEGIN}\n{END}\n"));
+    let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
+        eprintln!(
+            "report: {} lacks the markers {BEGIN} / {END}",
+            doc_path.display()
+        );
+        std::process::exit(1);
+    };
+    let new_doc = format!("{}{BEGIN}\n\n{md}{}", &doc[..b], &doc[e..]);
+    if let Err(err) = std::fs::write(&doc_path, new_doc) {
+        eprintln!("report: {}: {err}", doc_path.display());
+        std::process::exit(1);
+    }
+    println!("report: wrote {} and docs/bench/*.svg", doc_path.display());
+}

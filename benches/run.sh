@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Regenerates every benchmark figure and plot in docs/benchmarks.md.
+#
+#   benches/run.sh --quick   # a few minutes: short criterion runs, 3 echo rounds × 1 s
+#   benches/run.sh --full    # the report: default criterion times, 7 echo rounds × 4 s
+#   benches/run.sh --smoke   # CI: compiles everything, runs each bench for a moment,
+#                            # asserts correctness only (echo bytes, 1 syscall/idle loop)
+#
+# Steps: B0 calibration, B1 dispatch, B8 idle loop (+ syscall count under
+# strace), B5 timers (if benches/timers.rs exists), B2 echo, then the report
+# (tables + SVG plots into docs/benchmarks.md and docs/bench/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=${1:---quick}
+case "$profile" in
+  --quick) crit=(--warm-up-time 0.5 --measurement-time 1.5); echo_args=(--quick); b1_filter=() ;;
+  --full)  crit=(--warm-up-time 1 --measurement-time 3);     echo_args=(--full); b1_filter=() ;;
+  --smoke) crit=(--warm-up-time 0.05 --measurement-time 0.1 --sample-size 10 --noplot); echo_args=(--smoke); b1_filter=('/(100|1000)$') ;;
+  *) echo "usage: $0 [--quick|--full|--smoke]" >&2; exit 2 ;;
+esac
+
+out=target/bench-results
+mkdir -p "$out"
+# strace counts the idle loop's system calls; install it if we may.
+if ! command -v strace >/dev/null 2>&1; then
+  (apt-get install -y strace >/dev/null 2>&1 || true)
+fi
+
+cargo bench --no-run
+rm -rf target/criterion
+
+{
+  echo "profile: ${profile#--}   date: $(date -u '+%Y-%m-%d %H:%M UTC')   commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "nproc: $(nproc)   kernel: $(uname -r)   ulimit -n: $(ulimit -n)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$out/run.txt"
+cat "$out/run.txt"
+
+cargo bench --bench calibration -- "${crit[@]}"
+cargo bench --bench dispatch -- "${crit[@]}" "${b1_filter[@]}"
+cargo bench --bench idle_loop -- "${crit[@]}"
+cargo bench --bench idle_loop -- --count-syscalls 2000 | tee "$out/idle_syscalls.md"
+# User-space instructions (callgrind): deterministic, whatever the load.
+cargo bench --bench idle_loop -- --instructions | tee "$out/idle_instructions.md"
+cargo bench --bench dispatch -- --instructions | tee "$out/dispatch_instructions.md"
+if [ -f benches/timers.rs ]; then
+  cargo bench --bench timers -- "${crit[@]}"
+fi
+cargo bench --bench echo -- "${echo_args[@]}" --out "$out"
+
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/run.txt"
+if [ "$profile" != "--smoke" ]; then
+  cargo bench --bench report -- --report
+fi

@@ -1,0 +1,335 @@
+//! `unix_recv` / `unix_send` run as a user runs them, on every backend: the
+//! course's exchange, many clients, and the socket-file edge cases of
+//! RELIABILITY S12 (stale socket, regular file, live server, long path,
+//! mode 0600, removal on SIGINT/SIGTERM) and the fd soak (L16).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{Example, SOON, example_path, fd_count, for_each_backend, limit_nofile};
+
+/// A fresh, empty directory for one test's socket files, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("reactor-unix-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn sock(&self) -> PathBuf {
+        self.0.join("sock_file")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start(path: &Path, backend: &str) -> Example {
+    Example::start(
+        "unix_recv",
+        &["--path", path.to_str().unwrap(), "--backend", backend],
+    )
+}
+
+/// Runs `name args` to completion with `input` on stdin; fails after `SOON`.
+#[track_caller]
+fn run(name: &str, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(example_path(name))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("REACTOR_BACKEND")
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id() as i32;
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(SOON) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // SAFETY: kill only signals the child we started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("{name} {args:?} did not finish within {SOON:?}");
+        }
+    }
+}
+
+/// Starts `unix_recv` expecting it to refuse: exit status 1, and stderr.
+#[track_caller]
+fn refused(path: &Path, backend: &str) -> String {
+    let out = run(
+        "unix_recv",
+        &["--path", path.to_str().unwrap(), "--backend", backend],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "[{backend}] {out:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "[{backend}] no `listening on` line: {out:?}"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// One message over a raw socket: the answer is `Receive`.
+#[track_caller]
+fn ask(path: &Path, msg: &str) {
+    let mut s = UnixStream::connect(path).expect("connect");
+    s.set_read_timeout(Some(SOON)).unwrap();
+    s.write_all(msg.as_bytes()).unwrap();
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"Receive");
+}
+
+#[test]
+fn unix_send_lines_are_printed_and_answered() {
+    for_each_backend(|backend| {
+        let dir = TempDir::new();
+        let path = dir.sock();
+        let server = start(&path, backend);
+        assert_eq!(server.listening_on, path.to_str().unwrap());
+        let p = path.to_str().unwrap();
+        let out = run(
+            "unix_send",
+            &["--path", p, "--backend", backend],
+            "hello\n你好\n".as_bytes(),
+        );
+        assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Receive\nReceive\n",
+            "[{backend}]"
+        );
+        assert_eq!(server.expect_line("hello", |_| true), "hello");
+        assert_eq!(server.expect_line("你好", |_| true), "你好");
+        // A second client after the first left; an empty line ends it, as in the course.
+        let out = run(
+            "unix_send",
+            &["--path", p, "--backend", backend],
+            b"again\r\n\nnot sent\n",
+        );
+        assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Receive\n",
+            "[{backend}]"
+        );
+        assert_eq!(server.expect_line("again", |_| true), "again");
+        assert!(
+            server.next_line(Duration::from_millis(200)).is_none(),
+            "[{backend}] `not sent` was sent"
+        );
+    });
+}
+
+#[test]
+fn hundred_concurrent_clients() {
+    for_each_backend(|backend| {
+        let dir = TempDir::new();
+        let path = dir.sock();
+        let server = start(&path, backend);
+        let mut clients: Vec<UnixStream> = (0..100)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.set_read_timeout(Some(SOON)).unwrap();
+            c.write_all(format!("client {i}").as_bytes()).unwrap();
+        }
+        for c in &mut clients {
+            let mut buf = [0u8; 7];
+            c.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"Receive", "[{backend}]");
+        }
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < 100 {
+            seen.insert(server.expect_line("client i", |l| l.starts_with("client ")));
+        }
+    });
+}
+
+#[test]
+fn a_stale_socket_from_a_killed_server_is_replaced() {
+    for_each_backend(|backend| {
+        let dir = TempDir::new();
+        let path = dir.sock();
+        let mut first = start(&path, backend);
+        first.signal(libc::SIGKILL);
+        first.wait_exit(SOON);
+        let meta =
+            std::fs::symlink_metadata(&path).expect("the killed server left its socket file");
+        assert!(meta.file_type().is_socket());
+        let server = start(&path, backend);
+        ask(&path, "after the stale file");
+        server.expect_line("after the stale file", |l| l == "after the stale file");
+    });
+}
+
+#[test]
+fn a_regular_file_at_the_path_is_an_error_and_untouched() {
+    for_each_backend(|backend| {
+        let dir = TempDir::new();
+        let path = dir.sock();
+        std::fs::write(&path, b"precious data").unwrap();
+        let err = refused(&path, backend);
+        assert!(
+            err.contains(path.to_str().unwrap()),
+            "[{backend}] error names the path: {err}"
+        );
+        assert!(err.contains("not a socket"), "[{backend}] {err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"precious data",
+            "[{backend}] file untouched"
+        );
+        // A directory is not a socket either.
+        let sub = dir.0.join("a_dir");
+        std::fs::create_dir(&sub).unwrap();
+        refused(&sub, backend);
+        assert!(sub.is_dir());
+    });
+}
+
+#[test]
+fn a_live_servers_socket_is_an_error_and_keeps_working() {
+    for_each_backend(|backend| {
+        let dir = TempDir::new();
+        let path = dir.sock();
+        let server = start(&path, backend);
+        let err = refused(&path, backend);
+        assert!(
+            err.contains(path.to_str().unwrap()) && err.contains("another server"),
+            "[{backend}] {err}"
+        );
+        ask(&path, "first still serves");
+        server.expect_line("first still serves", |l| l == "first still serves");
+    });
+}
+
+#[test]
+fn a_path_too_long_for_sun_path_is_refused_not_truncated() {
+    let dir = TempDir::new();
+    let prefix = dir.0.to_str().unwrap().len() + 1;
+    let name = "s".repeat(120 - prefix);
+    let path = dir.0.join(&name);
+    assert_eq!(path.as_os_str().len(), 120);
+    for_each_backend(|backend| {
+        let err = refused(&path, backend);
+        assert!(
+            err.contains("120 bytes") && err.contains("107"),
+            "[{backend}] {err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&dir.0).unwrap().count(),
+            0,
+            "[{backend}] nothing created"
+        );
+    });
+}
+
+#[test]
+fn the_socket_file_is_owner_only_and_removed_on_stop() {
+    for_each_backend(|backend| {
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            let dir = TempDir::new();
+            let path = dir.sock();
+            let mut server = Example::start_with(
+                "unix_recv",
+                &["--path", path.to_str().unwrap(), "--backend", backend],
+                |c| {
+                    use std::os::unix::process::CommandExt;
+                    // SAFETY: umask is async-signal-safe and only sets the child's mask.
+                    unsafe {
+                        c.pre_exec(|| {
+                            libc::umask(0o022);
+                            Ok(())
+                        });
+                    }
+                },
+            );
+            let mode = std::fs::symlink_metadata(&path)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "[{backend}] mode {mode:o} under umask 022");
+            ask(&path, "bye");
+            server.signal(signal);
+            let status = server.wait_exit(SOON);
+            assert_eq!(status.code(), Some(0), "[{backend}] {status:?}");
+            assert!(
+                !path.exists(),
+                "[{backend}] socket file left behind after signal {signal}"
+            );
+        }
+    });
+}
+
+#[test]
+fn unix_send_without_a_server_fails_naming_the_path() {
+    let dir = TempDir::new();
+    let path = dir.sock();
+    let out = run("unix_send", &["--path", path.to_str().unwrap()], b"hello\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(path.to_str().unwrap()));
+}
+
+/// L16 for the unix demo: 500 connect/send/close cycles under
+/// `RLIMIT_NOFILE=32`, the descriptor count back to where it started.
+#[test]
+fn no_descriptor_leak_over_many_connections() {
+    for_each_backend(|backend| {
+        let dir = TempDir::new();
+        let path = dir.sock();
+        let server = Example::start_with(
+            "unix_recv",
+            &["--path", path.to_str().unwrap(), "--backend", backend],
+            |c| limit_nofile(c, 32),
+        );
+        ask(&path, "ready");
+        std::thread::sleep(Duration::from_millis(100));
+        let baseline = fd_count(server.pid());
+        for i in 0..500 {
+            let mut s = UnixStream::connect(&path).unwrap();
+            s.write_all(b"x").unwrap();
+            if i % 2 == 0 {
+                // Leave without reading the answer.
+                continue;
+            }
+            let mut buf = [0u8; 7];
+            s.set_read_timeout(Some(SOON)).unwrap();
+            s.read_exact(&mut buf).unwrap();
+        }
+        let deadline = std::time::Instant::now() + SOON;
+        while fd_count(server.pid()) != baseline {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "[{backend}] fds {} ≠ {baseline}",
+                fd_count(server.pid())
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ask(&path, "after the soak");
+    });
+}
