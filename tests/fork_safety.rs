@@ -13,8 +13,9 @@ use common::socket_pair;
 use reactor::{Backend, Events, ExitStatus, Interest, Reactor, Signals};
 
 fn main() {
-    let mut failures = 0;
+    let (mut runs, mut failures) = (0, 0);
     let mut run = |name: &str, test: &dyn Fn()| {
+        runs += 1;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(test));
         println!(
             "test {name} ... {}",
@@ -36,11 +37,11 @@ fn main() {
         "signals_in_a_child_take_over_or_fall_back_to_the_default",
         &signals_across_fork,
     );
+    // The plain summary line CI reads from a harness-free test binary.
+    println!("{} passed, {failures} failed", runs - failures);
     if failures > 0 {
-        println!("{failures} failed");
         std::process::exit(1);
     }
-    println!("test result: ok");
 }
 
 /// Forks; the child runs `child` and `_exit`s with its code (101 if it
