@@ -9,10 +9,11 @@
 //!
 //! `Reactor` keeps the objects in a [`slab`](https://docs.rs/slab) and
 //! registers each with a [`Token`]: the slot index *plus a generation* that
-//! changes every time a slot is filled. An event whose token's generation no
-//! longer matches its slot is stale and [`get`](Reactor::get) returns `None`
-//! for it, even when both the slot and the fd number were reused in the same
-//! batch.
+//! moves on every time an object leaves its slot (a slot's first occupant
+//! has generation 0, so its key is just the index). An event whose token's
+//! generation no longer matches its slot is stale and [`get`](Reactor::get)
+//! returns `None` for it, even when both the slot and the fd number were
+//! reused in the same batch.
 //!
 //! | course | `Reactor` |
 //! |---|---|
