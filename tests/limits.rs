@@ -432,10 +432,8 @@ where
         let data: Vec<u8> = (0..HALF_CLOSE_BYTES).map(|i| (i % 251) as u8).collect();
         theirs.write_all(&data).unwrap();
         // SAFETY: shutdown(2) on a socket this thread owns.
-        assert_eq!(
-            unsafe { libc::shutdown(theirs.as_raw_fd(), libc::SHUT_WR) },
-            0
-        );
+        let ret = unsafe { libc::shutdown(theirs.as_raw_fd(), libc::SHUT_WR) };
+        assert_eq!(ret, 0);
         let mut answer = Vec::new();
         theirs.read_to_end(&mut answer).unwrap();
         answer

@@ -46,11 +46,8 @@ fn exists(pid: i32) -> bool {
 /// Sends `signal` to `pid`.
 fn kill(pid: i32, signal: libc::c_int) {
     // SAFETY: kill only sends a signal.
-    assert_eq!(
-        unsafe { libc::kill(pid, signal) },
-        0,
-        "kill({pid}, {signal})"
-    );
+    let ret = unsafe { libc::kill(pid, signal) };
+    assert_eq!(ret, 0, "kill({pid}, {signal})");
 }
 
 /// One echo round trip on a new connection.

@@ -361,10 +361,7 @@ fn select_refuses_a_high_fd_and_hands_it_back() {
     );
     assert_eq!(err.object.as_raw_fd(), fd);
     // SAFETY: F_GETFD only reads the descriptor table.
-    assert_ne!(
-        unsafe { libc::fcntl(fd, libc::F_GETFD) },
-        -1,
-        "the fd came back open"
-    );
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    assert_ne!(flags, -1, "the fd came back open");
     assert!(reactor.is_empty());
 }

@@ -60,10 +60,8 @@ fn set_timer(interval: Duration) {
         it_value: tv,
     };
     // SAFETY: `timer` is a valid itimerval; the old value is not wanted.
-    assert_eq!(
-        unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) },
-        0
-    );
+    let ret = unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) };
+    assert_eq!(ret, 0);
 }
 
 /// Busy-works for `duration` while checking, again and again, that errno
