@@ -524,7 +524,7 @@ impl Load {
         let drain_deadline = end + Duration::from_secs(5);
         while in_flight > 0 {
             spins = spins.wrapping_add(1);
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 let now = Instant::now();
                 if sending && now >= end {
                     sending = false;

@@ -290,12 +290,13 @@ impl Supervisor {
 
     /// Past the grace period, workers that ignored SIGTERM are killed.
     fn check_stop_deadline(&mut self) {
-        if let Some(since) = self.stopping {
-            if since.elapsed() >= STOP_GRACE && !self.live.is_empty() {
-                log::warn!("workers still alive after {STOP_GRACE:?}: SIGKILL");
-                self.signal_all(libc::SIGKILL);
-                self.stopping = Some(Instant::now());
-            }
+        if let Some(since) = self.stopping
+            && since.elapsed() >= STOP_GRACE
+            && !self.live.is_empty()
+        {
+            log::warn!("workers still alive after {STOP_GRACE:?}: SIGKILL");
+            self.signal_all(libc::SIGKILL);
+            self.stopping = Some(Instant::now());
         }
     }
 

@@ -517,23 +517,23 @@ fn run_to_end(mut command: Command, stdin: &str, at: &str) -> String {
 fn run_session(session: &Session, n: &mut usize) {
     let mut servers: Vec<Running> = Vec::new();
     for line in &session.lines {
-        if let What::Example { name, args } = &line.what {
-            if matches!(role(name), Role::TcpServer | Role::UnixServer) {
-                *n += 1;
-                eprintln!("guide: {}: server {name} {args:?}", line.at);
-                servers.push(start_server(name, args, &line.env, &line.at, *n));
-            }
+        if let What::Example { name, args } = &line.what
+            && matches!(role(name), Role::TcpServer | Role::UnixServer)
+        {
+            *n += 1;
+            eprintln!("guide: {}: server {name} {args:?}", line.at);
+            servers.push(start_server(name, args, &line.env, &line.at, *n));
         }
     }
     // A session of clients only gets their server.
     if servers.is_empty() {
         for line in &session.lines {
-            if let What::Example { name, .. } = &line.what {
-                if let Role::Client { server, .. } = role(name) {
-                    *n += 1;
-                    servers.push(start_server(server, &[], &[], &line.at, *n));
-                    break;
-                }
+            if let What::Example { name, .. } = &line.what
+                && let Role::Client { server, .. } = role(name)
+            {
+                *n += 1;
+                servers.push(start_server(server, &[], &[], &line.at, *n));
+                break;
             }
         }
     }

@@ -286,11 +286,11 @@ fn restarts_are_rate_limited() {
         for pid in live.drain(..) {
             unsafe_kill(pid);
         }
-        if let Some(line) = example.next_line(Duration::from_millis(20)) {
-            if line.ends_with(" started") {
-                restarts += 1;
-                live.push(worker_pid(&line));
-            }
+        if let Some(line) = example.next_line(Duration::from_millis(20))
+            && line.ends_with(" started")
+        {
+            restarts += 1;
+            live.push(worker_pid(&line));
         }
     }
     // 1.5 s at 2 a second: at most 2 windows' worth, plus one in flight.

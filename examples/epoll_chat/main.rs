@@ -253,11 +253,11 @@ impl Chat {
                 self.on_timer(id, token);
             }
             self.settle();
-            if let Some(deadline) = self.stopping {
-                if self.clients == 0 || Instant::now() >= deadline {
-                    log::info!("shut down; {} connection(s) closed unflushed", self.clients);
-                    return Ok(());
-                }
+            if let Some(deadline) = self.stopping
+                && (self.clients == 0 || Instant::now() >= deadline)
+            {
+                log::info!("shut down; {} connection(s) closed unflushed", self.clients);
+                return Ok(());
             }
         }
     }
@@ -502,11 +502,11 @@ impl Chat {
             }
             Command::Text(text) => {
                 let text = protocol::clean_text(text);
-                if !text.is_empty() {
-                    if let Some(name) = self.room.name(token) {
-                        let line = protocol::message(name, &text);
-                        self.broadcast(&line, Some(token));
-                    }
+                if !text.is_empty()
+                    && let Some(name) = self.room.name(token)
+                {
+                    let line = protocol::message(name, &text);
+                    self.broadcast(&line, Some(token));
                 }
                 true
             }
@@ -601,11 +601,11 @@ impl Chat {
     }
 
     fn mark_dirty(&mut self, token: Token) {
-        if let Some(client) = self.client(token) {
-            if !client.dirty {
-                client.dirty = true;
-                self.dirty.push(token);
-            }
+        if let Some(client) = self.client(token)
+            && !client.dirty
+        {
+            client.dirty = true;
+            self.dirty.push(token);
         }
     }
 
