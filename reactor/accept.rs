@@ -87,6 +87,12 @@ impl Acceptor {
     /// [`Error::Sys`] naming `accept`, only for errors that mean the
     /// listener itself is broken (`EBADF`, `EINVAL`, `ENOTSOCK`); everything
     /// else is handled here.
+    ///
+    /// # Examples
+    ///
+    /// See the type-level example on [`Acceptor`].
+    ///
+    /// Python: `c, addr = s.accept()`
     pub fn accept<S>(
         &mut self,
         mut accept: impl FnMut() -> io::Result<S>,

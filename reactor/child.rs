@@ -98,11 +98,36 @@ impl ExitStatus {
     }
 
     /// The exit code, if the child called `exit` (`WIFEXITED`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::process::ExitStatusExt;
+    /// use std::process::Command;
+    /// use reactor::ExitStatus;
+    ///
+    /// let exited = Command::new("sh").args(["-c", "exit 3"]).status()?;
+    /// let exited = ExitStatus::from_raw(exited.into_raw());
+    /// assert_eq!((exited.code(), exited.signal(), exited.success()), (Some(3), None, false));
+    /// let killed = Command::new("sh").args(["-c", "kill -9 $$"]).status()?;
+    /// let killed = ExitStatus::from_raw(killed.into_raw());
+    /// assert_eq!((killed.code(), killed.signal()), (None, Some(libc::SIGKILL)));
+    /// assert!(ExitStatus::from_raw(Command::new("true").status()?.into_raw()).success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `os.WIFEXITED(status) and os.WEXITSTATUS(status)`
     pub fn code(self) -> Option<i32> {
         libc::WIFEXITED(self.0).then(|| libc::WEXITSTATUS(self.0))
     }
 
     /// The signal that killed the child, if one did (`WIFSIGNALED`).
+    ///
+    /// # Examples
+    ///
+    /// See the example on [`code`](ExitStatus::code).
+    ///
+    /// Python: `os.WIFSIGNALED(status) and os.WTERMSIG(status)`
     pub fn signal(self) -> Option<i32> {
         libc::WIFSIGNALED(self.0).then(|| libc::WTERMSIG(self.0))
     }
@@ -113,6 +138,12 @@ impl ExitStatus {
     }
 
     /// Whether the child exited with code 0.
+    ///
+    /// # Examples
+    ///
+    /// See the example on [`code`](ExitStatus::code).
+    ///
+    /// Python: `os.waitstatus_to_exitcode(status) == 0`
     pub fn success(self) -> bool {
         self.code() == Some(0)
     }
@@ -192,6 +223,19 @@ static DETECTED: AtomicU8 = AtomicU8::new(0);
 impl ChildMode {
     /// [`Pidfd`] if this kernel has `pidfd_open` (probed once, on this
     /// process's own pid), else [`Sigchld`](ChildMode::Sigchld).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::ChildMode;
+    ///
+    /// let mode = ChildMode::detect();
+    /// assert_eq!(ChildMode::detect(), mode); // probed once, then remembered
+    /// assert_eq!(mode.name().parse::<ChildMode>()?, mode);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `hasattr(os, "pidfd_open")` (and a call that does not fail with `ENOSYS`)
     pub fn detect() -> ChildMode {
         match DETECTED.load(Ordering::Relaxed) {
             1 => return ChildMode::Pidfd,
@@ -296,6 +340,24 @@ impl Pidfd {
     /// (use a [`Reaper`] instead), `ESRCH` if no such process exists (an
     /// exited but unreaped child still exists, as a zombie, so this is not
     /// racy for children).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use reactor::{ChildMode, Pidfd};
+    ///
+    /// if ChildMode::detect() == ChildMode::Pidfd {
+    ///     let mut child = Command::new("true").spawn()?;
+    ///     let pidfd = Pidfd::open(child.id() as i32)?;
+    ///     assert_eq!(pidfd.pid(), child.id() as i32);
+    ///     child.wait()?; // reaped by std this time; no zombie is left
+    ///     assert!(Pidfd::open(i32::MAX).is_err()); // ESRCH: no such process
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `fd = os.pidfd_open(pid)`
     pub fn open(pid: libc::pid_t) -> Result<Pidfd> {
         // SAFETY: pidfd_open takes a pid and flags, no pointers; it returns
         // a new fd or -1.
@@ -325,6 +387,28 @@ impl Pidfd {
     /// [`Error::Sys`] from `waitid`; `ECHILD` means the child was reaped
     /// elsewhere (a `waitpid(-1)` loop, or `SIGCHLD` set to `SIG_IGN`) and
     /// its status is lost.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use std::time::Duration;
+    /// use reactor::{ChildMode, Pidfd};
+    ///
+    /// if ChildMode::detect() == ChildMode::Pidfd {
+    ///     let child = Command::new("sleep").arg("10").spawn()?;
+    ///     let mut pidfd = Pidfd::open(child.id() as i32)?;
+    ///     assert_eq!(pidfd.try_wait()?, None); // still running; it never blocks
+    ///     pidfd.send_signal(libc::SIGTERM)?;
+    ///     let status = loop {
+    ///         if let Some(status) = pidfd.try_wait()? { break status; }
+    ///         std::thread::sleep(Duration::from_millis(5)); // a real loop would poll
+    ///     };
+    ///     assert_eq!(status.signal(), Some(libc::SIGTERM));
+    ///     assert_eq!(pidfd.try_wait()?, Some(status)); // reaped once, reported again
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// Python: `os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)`
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
@@ -375,6 +459,27 @@ impl Pidfd {
     /// # Errors
     ///
     /// [`Error::Sys`]; `ESRCH` if the child has already exited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use std::time::Duration;
+    /// use reactor::{ChildMode, Pidfd};
+    ///
+    /// if ChildMode::detect() == ChildMode::Pidfd {
+    ///     let child = Command::new("sleep").arg("10").spawn()?;
+    ///     let mut pidfd = Pidfd::open(child.id() as i32)?;
+    ///     pidfd.send_signal(libc::SIGKILL)?;
+    ///     while pidfd.try_wait()?.is_none() {
+    ///         std::thread::sleep(Duration::from_millis(5));
+    ///     }
+    ///     // Reaped: the pid may be reused, but the pidfd reaches no one now.
+    ///     let err = pidfd.send_signal(libc::SIGKILL).unwrap_err();
+    ///     assert_eq!(err.raw_os_error(), Some(libc::ESRCH));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// Python: `signal.pidfd_send_signal(fd, sig)`
     pub fn send_signal(&self, signal: libc::c_int) -> Result<()> {
@@ -451,6 +556,19 @@ impl Reaper {
     /// # Errors
     ///
     /// As [`Signals::new`]: `EBUSY` if another `Signals` watches SIGCHLD.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::Reaper;
+    ///
+    /// let mut reaper = Reaper::new()?;
+    /// assert!(Reaper::new().is_err()); // one SIGCHLD owner per process (EBUSY)
+    /// assert!(reaper.reap()?.is_empty()); // no child has exited
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `signal.signal(signal.SIGCHLD, handler)`
     pub fn new() -> Result<Reaper> {
         Ok(Reaper {
             signals: Signals::new(&[libc::SIGCHLD])?,
@@ -465,6 +583,32 @@ impl Reaper {
     /// # Errors
     ///
     /// As [`Signals::read`] and [`reap_exited`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use std::time::Duration;
+    /// use reactor::Reaper;
+    ///
+    /// let mut reaper = Reaper::new()?;
+    /// let mut pids = Vec::new();
+    /// for _ in 0..3 {
+    ///     pids.push(Command::new("true").spawn()?.id() as i32);
+    /// }
+    /// let mut reaped = Vec::new();
+    /// while reaped.len() < 3 {
+    ///     // However many SIGCHLDs coalesced, one call collects every exited child.
+    ///     reaped.extend(reaper.reap()?.into_iter().map(|(pid, _)| pid));
+    ///     std::thread::sleep(Duration::from_millis(5)); // a real loop would poll
+    /// }
+    /// pids.sort();
+    /// reaped.sort();
+    /// assert_eq!(reaped, pids);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: the SIGCHLD handler's `while (pid := os.waitpid(-1, os.WNOHANG)[0]): ...`
     pub fn reap(&mut self) -> Result<Vec<(libc::pid_t, ExitStatus)>> {
         self.signals.read()?;
         reap_exited()

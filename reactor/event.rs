@@ -234,6 +234,21 @@ impl Events {
     /// events of its own (a timer, a test's spurious wake-up).
     ///
     /// Pushing past `capacity` grows the buffer like a `Vec`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::{Event, Events};
+    ///
+    /// let mut events = Events::with_capacity(4);
+    /// events.push(Event::new(7, true, false)); // a fake "key 7 is readable"
+    /// assert_eq!(events.len(), 1);
+    /// assert!(events.iter().all(|e| e.key() == 7 && e.is_readable()));
+    /// events.clear();
+    /// assert!(events.is_empty());
+    /// ```
+    ///
+    /// Python: `events.append((fd, select.POLLIN))`
     pub fn push(&mut self, event: Event) {
         self.list.push(event);
     }

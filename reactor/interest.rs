@@ -43,6 +43,17 @@ impl Interest {
     pub const PRIORITY: Interest = Interest(PRIORITY);
 
     /// Both interests together; usable in `const` contexts where `|` is not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::Interest;
+    ///
+    /// const BOTH: Interest = Interest::READABLE.add(Interest::WRITABLE);
+    /// assert_eq!(BOTH, Interest::READABLE | Interest::WRITABLE);
+    /// ```
+    ///
+    /// Python: `select.POLLIN | select.POLLOUT`
     pub const fn add(self, other: Interest) -> Interest {
         Interest(self.0 | other.0)
     }

@@ -209,6 +209,21 @@ impl Backend {
     ///
     /// [`Error::Sys`] if the kernel refuses (`epoll_create1` failing with
     /// `EMFILE`, say).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::{Backend, Poller};
+    ///
+    /// for backend in Backend::ALL {
+    ///     let poller = backend.new_poller()?;
+    ///     assert_eq!(poller.backend(), backend);
+    ///     assert_eq!(poller.name(), backend.name());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `select.poll()` or `select.epoll()`, picked by name
     pub fn new_poller(self) -> Result<AnyPoller> {
         Ok(match self {
             Backend::Select => AnyPoller::Select(SelectPoller::new()),
@@ -257,6 +272,16 @@ pub enum AnyPoller {
 
 impl AnyPoller {
     /// Which backend this is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::Backend;
+    ///
+    /// let poller = Backend::Select.new_poller()?;
+    /// assert_eq!(poller.backend(), Backend::Select);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn backend(&self) -> Backend {
         match self {
             AnyPoller::Select(_) => Backend::Select,

@@ -237,6 +237,21 @@ impl<T> Reactor<T> {
     /// # Errors
     ///
     /// [`Error::Sys`] if the backend cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Backend, Reactor};
+    ///
+    /// for backend in Backend::ALL {
+    ///     let reactor: Reactor<UnixStream> = Reactor::with_backend(backend)?;
+    ///     assert_eq!(reactor.backend_name(), backend.name());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `p = select.poll()` (or `select.epoll()`) next to `fdmap = {}`
     pub fn with_backend(backend: Backend) -> Result<Reactor<T>> {
         Ok(Reactor::with_poller(backend.new_poller()?))
     }
@@ -244,6 +259,22 @@ impl<T> Reactor<T> {
 
 impl<T, P: Poller> Reactor<T, P> {
     /// A reactor over a poller you built yourself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Interest, PollPoller, Reactor};
+    ///
+    /// let mut reactor = Reactor::<UnixStream, _>::with_poller(PollPoller::new());
+    /// let (a, _b) = UnixStream::pair()?;
+    /// reactor.insert(a, Interest::READABLE)?;
+    /// assert_eq!(reactor.backend_name(), "poll");
+    /// assert_eq!(reactor.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `p = select.poll()` next to `fdmap = {}`
     pub fn with_poller(poller: P) -> Reactor<T, P> {
         Reactor {
             poller,
@@ -264,6 +295,23 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// As [`Poller::register`]; the object comes back inside the error.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Error, Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, _b) = UnixStream::pair()?;
+    /// assert!(reactor.insert(&a, Interest::READABLE).is_ok());
+    /// assert_eq!(reactor.len(), 1);
+    /// // The same descriptor again is refused, and the object comes back.
+    /// let err = reactor.insert(&a, Interest::WRITABLE).unwrap_err();
+    /// assert!(matches!(err.error, Error::AlreadyRegistered { .. }));
+    /// assert!(std::ptr::eq(err.object, &a));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// Python: `p.register(c, select.POLLIN); fdmap[c.fileno()] = c`
     pub fn insert(&mut self, object: T, interest: Interest) -> Result<Token, InsertError<T>>
     where
@@ -277,6 +325,27 @@ impl<T, P: Poller> Reactor<T, P> {
     /// # Errors
     ///
     /// As [`Poller::register`]; the object comes back inside the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{Events, Interest, Reactor, Trigger};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, mut b) = UnixStream::pair()?;
+    /// reactor.insert_with(a, Interest::READABLE, Trigger::Oneshot)?;
+    /// b.write_all(b"x")?;
+    /// let mut events = Events::with_capacity(4);
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::from_secs(1)))?, 1);
+    /// // Still unread, but a oneshot registration is silent until re-armed.
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::ZERO))?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `ep.register(fd, select.EPOLLIN | select.EPOLLONESHOT); fdmap[fd] = c`
     pub fn insert_with(
         &mut self,
         object: T,
@@ -312,11 +381,47 @@ impl<T, P: Poller> Reactor<T, P> {
     }
 
     /// The object behind `token`, unless it was removed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let token = reactor.insert(a, Interest::READABLE)?;
+    /// assert!(reactor.get(token).is_some());
+    /// reactor.remove(token)?;
+    /// assert!(reactor.get(token).is_none()); // a stale token reaches nothing
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `fdmap.get(fd)`
     pub fn get(&self, token: Token) -> Option<&T> {
         self.slot(token).map(|slot| &slot.object)
     }
 
     /// The object behind `token`, mutably, unless it was removed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, mut b) = UnixStream::pair()?;
+    /// let token = reactor.insert(a, Interest::READABLE)?;
+    /// reactor.get_mut(token).unwrap().write_all(b"hi")?;
+    /// let mut buf = [0; 2];
+    /// b.read_exact(&mut buf)?;
+    /// assert_eq!(&buf, b"hi");
+    /// reactor.remove(token)?;
+    /// assert!(reactor.get_mut(token).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// Python: `fdmap[fd]`
     pub fn get_mut(&mut self, token: Token) -> Option<&mut T> {
@@ -338,6 +443,24 @@ impl<T, P: Poller> Reactor<T, P> {
     /// [`Error::StaleToken`] if the object was removed; otherwise as
     /// [`Poller::modify`].
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{Events, Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let token = reactor.insert(a, Interest::READABLE)?; // nothing to read yet
+    /// let mut events = Events::with_capacity(4);
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::ZERO))?, 0);
+    /// reactor.modify(token, Interest::WRITABLE)?; // an empty send buffer is writable
+    /// reactor.poll(&mut events, Some(Duration::from_secs(1)))?;
+    /// assert!(events.iter().any(|e| e.token() == token && e.is_writable()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// Python: `p.modify(fd, select.POLLOUT)`
     pub fn modify(&mut self, token: Token, interest: Interest) -> Result<()> {
         self.modify_with(token, interest, Trigger::Level)
@@ -348,6 +471,28 @@ impl<T, P: Poller> Reactor<T, P> {
     /// # Errors
     ///
     /// As [`Reactor::modify`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{Events, Interest, Reactor, Trigger};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, mut b) = UnixStream::pair()?;
+    /// let token = reactor.insert_with(a, Interest::READABLE, Trigger::Oneshot)?;
+    /// b.write_all(b"x")?;
+    /// let mut events = Events::with_capacity(4);
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::from_secs(1)))?, 1);
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::ZERO))?, 0); // disarmed
+    /// reactor.modify_with(token, Interest::READABLE, Trigger::Oneshot)?; // re-armed
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::ZERO))?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `ep.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)`
     pub fn modify_with(
         &mut self,
         token: Token,
@@ -366,6 +511,25 @@ impl<T, P: Poller> Reactor<T, P> {
     /// [`Error::StaleToken`] if the object was removed already. If the
     /// kernel refuses to unregister (the fd was closed behind the reactor's
     /// back) the object is removed all the same and the failure is logged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Error, Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, mut b) = UnixStream::pair()?;
+    /// let token = reactor.insert(a, Interest::READABLE)?;
+    /// let mut a = reactor.remove(token)?; // unregistered, still open
+    /// a.write_all(b"ok")?;
+    /// let mut buf = [0; 2];
+    /// b.read_exact(&mut buf)?;
+    /// assert_eq!(&buf, b"ok");
+    /// assert!(matches!(reactor.remove(token), Err(Error::StaleToken { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// Python: `p.unregister(fd); del fdmap[fd]`
     pub fn remove(&mut self, token: Token) -> Result<T> {
@@ -392,6 +556,25 @@ impl<T, P: Poller> Reactor<T, P> {
     /// # Errors
     ///
     /// As [`Poller::poll`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{Events, Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, mut b) = UnixStream::pair()?;
+    /// let token = reactor.insert(a, Interest::READABLE)?;
+    /// let mut events = Events::with_capacity(8);
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::from_millis(10)))?, 0); // timed out
+    /// b.write_all(b"x")?;
+    /// assert_eq!(reactor.poll(&mut events, None)?, 1);
+    /// assert_eq!(events.iter().next().unwrap().token(), token);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// Python: `for fd, event in p.poll(): ...`
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<usize> {
@@ -465,6 +648,23 @@ impl<T, P: Poller> Reactor<T, P> {
 
     /// Arms a timer that fires `delay` from now; see [`timer_at`](Reactor::timer_at).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::{Duration, Instant};
+    /// use reactor::{Events, Reactor, Token};
+    ///
+    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
+    /// let start = Instant::now();
+    /// let id = reactor.timer_after(Duration::from_millis(20), Token::from_key(1));
+    /// let mut events = Events::with_capacity(8);
+    /// reactor.poll(&mut events, Some(Duration::from_secs(5)))?; // returns at the deadline
+    /// assert_eq!(reactor.next_expired(), Some((id, Token::from_key(1))));
+    /// assert!(start.elapsed() >= Duration::from_millis(20));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// Python: `loop.call_later(delay, callback)`
     pub fn timer_after(&mut self, delay: Duration, token: Token) -> TimerId {
         // insert_after saturates a delay past what the clock can count to "never".
@@ -484,6 +684,23 @@ impl<T, P: Poller> Reactor<T, P> {
     /// Cancels a pending timer. Returns false if it already fired or was
     /// cancelled (a stale id never cancels a newer timer).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{Events, Reactor, Token};
+    ///
+    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
+    /// let id = reactor.timer_after(Duration::ZERO, Token::from_key(1));
+    /// assert!(reactor.cancel_timer(id));
+    /// assert!(!reactor.cancel_timer(id)); // already cancelled
+    /// let mut events = Events::with_capacity(8);
+    /// reactor.poll(&mut events, Some(Duration::ZERO))?;
+    /// assert_eq!(reactor.next_expired(), None); // it never fires
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// Python: `handle.cancel()`
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
         self.timers.cancel(id)
@@ -491,12 +708,53 @@ impl<T, P: Poller> Reactor<T, P> {
 
     /// Moves a pending timer to a new deadline (an idle timeout pushed back
     /// by each message). Returns false, arming nothing, if it is not pending.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::{Duration, Instant};
+    /// use reactor::{Events, Reactor, Token};
+    ///
+    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
+    /// let start = Instant::now();
+    /// let id = reactor.timer_after(Duration::ZERO, Token::from_key(1));
+    /// assert!(reactor.reset_timer(id, start + Duration::from_millis(30))); // pushed back
+    /// let mut events = Events::with_capacity(8);
+    /// reactor.poll(&mut events, Some(Duration::ZERO))?;
+    /// assert_eq!(reactor.next_expired(), None); // not yet
+    /// reactor.poll(&mut events, Some(Duration::from_secs(5)))?;
+    /// assert_eq!(reactor.next_expired(), Some((id, Token::from_key(1))));
+    /// assert!(start.elapsed() >= Duration::from_millis(30));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `handle.cancel(); handle = loop.call_at(new_when, callback)`
     pub fn reset_timer(&mut self, id: TimerId, deadline: Instant) -> bool {
         self.timers.reset(id, deadline)
     }
 
     /// The next timer that fired during `poll`, with its token, in deadline
     /// order; `None` when all have been taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{Events, Reactor, Token};
+    ///
+    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
+    /// let late = reactor.timer_after(Duration::from_millis(2), Token::from_key(2));
+    /// let early = reactor.timer_after(Duration::ZERO, Token::from_key(1));
+    /// std::thread::sleep(Duration::from_millis(5));
+    /// let mut events = Events::with_capacity(8);
+    /// reactor.poll(&mut events, Some(Duration::ZERO))?;
+    /// assert_eq!(reactor.next_expired(), Some((early, Token::from_key(1))));
+    /// assert_eq!(reactor.next_expired(), Some((late, Token::from_key(2))));
+    /// assert_eq!(reactor.next_expired(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// Python: the callbacks `asyncio` runs from `_ready` after a select.
     pub fn next_expired(&mut self) -> Option<(TimerId, Token)> {
@@ -508,6 +766,27 @@ impl<T, P: Poller> Reactor<T, P> {
     /// # Errors
     ///
     /// [`Error::Sys`] if `eventfd` or its registration fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::{Duration, Instant};
+    /// use reactor::{Events, Reactor};
+    ///
+    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
+    /// let waker = reactor.waker()?;
+    /// let thread = std::thread::spawn(move || waker.wake());
+    /// let start = Instant::now();
+    /// let mut events = Events::with_capacity(8);
+    /// // Woken early; the wake-up itself is not reported as an event.
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::from_secs(10)))?, 0);
+    /// assert!(start.elapsed() < Duration::from_secs(10));
+    /// thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `os.write(w, b"x")` from another thread, `w` being a pipe the loop polls
     pub fn waker(&mut self) -> Result<Waker> {
         if let Some(waker) = &self.waker {
             return Ok(waker.clone());
@@ -524,16 +803,57 @@ impl<T, P: Poller> Reactor<T, P> {
     }
 
     /// How many objects are registered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// assert!(reactor.is_empty());
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let token = reactor.insert(a, Interest::READABLE)?;
+    /// assert_eq!(reactor.len(), 1);
+    /// reactor.remove(token)?;
+    /// assert!(reactor.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `len(fdmap)`
     pub fn len(&self) -> usize {
         self.slots.len()
     }
 
     /// Whether no object is registered.
+    ///
+    /// # Examples
+    ///
+    /// See the example on [`len`](Reactor::len).
+    ///
+    /// Python: `not fdmap`
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
     /// Every live token with its object.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Interest, Reactor, Token};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, b) = UnixStream::pair()?;
+    /// let ta = reactor.insert(a, Interest::READABLE)?;
+    /// let tb = reactor.insert(b, Interest::READABLE)?;
+    /// let tokens: Vec<Token> = reactor.iter().map(|(token, _)| token).collect();
+    /// assert_eq!(tokens, [ta, tb]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `for fd, sock in fdmap.items(): ...`
     pub fn iter(&self) -> impl Iterator<Item = (Token, &T)> {
         self.slots
             .iter()

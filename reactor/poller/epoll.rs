@@ -91,6 +91,15 @@ impl EpollPoller {
     ///
     /// [`Error::Sys`] if `epoll_create1` fails (`EMFILE`: out of descriptors).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::{EpollPoller, Poller};
+    ///
+    /// assert_eq!(EpollPoller::new()?.name(), "epoll");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// Python: `select.epoll()`
     pub fn new() -> Result<EpollPoller> {
         // SAFETY: epoll_create1 takes no pointers; it returns a new fd or -1.

@@ -107,6 +107,14 @@ impl PollPoller {
     /// Creates an empty poller. No system call: the kernel learns of the
     /// descriptors at each `poll`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::{PollPoller, Poller};
+    ///
+    /// assert_eq!(PollPoller::new().name(), "poll");
+    /// ```
+    ///
     /// Python: `select.poll()`
     pub fn new() -> PollPoller {
         PollPoller::default()

@@ -108,6 +108,14 @@ impl SelectPoller {
     /// Creates an empty poller. No system call: the kernel sees the sets at
     /// each `poll`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::{Poller, SelectPoller};
+    ///
+    /// assert_eq!(SelectPoller::new().name(), "select");
+    /// ```
+    ///
     /// Python: nothing to create; `select.select` is a function.
     pub fn new() -> SelectPoller {
         SelectPoller {
