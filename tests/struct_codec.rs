@@ -145,22 +145,10 @@ fn pack_matches_cpython_byte_for_byte() {
             Err(e) => failures.push(format!("pack {format:?} {values:?}: {e}")),
         }
         if unpacked != "-" {
-            match st.unpack(&unhex(packed)) {
-                Ok(back) if Values(&back).to_string() == unpacked => {}
-                Ok(back) => failures.push(format!(
-                    "unpack {format:?} {packed}: got {} want {unpacked}",
-                    Values(&back)
-                )),
-                Err(e) => failures.push(format!("unpack {format:?} {packed}: {e}")),
-            }
+            check_unpack(&st, format, packed, unpacked, &mut failures);
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures[..failures.len().min(40)].join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 #[test]
@@ -171,15 +159,33 @@ fn unpack_and_repr_match_cpython() {
             panic!("bad record {record:?}")
         };
         let st = Struct::new(format).unwrap();
-        match st.unpack(&unhex(packed)) {
-            Ok(back) if Values(&back).to_string() == unpacked => {}
-            Ok(back) => failures.push(format!(
-                "unpack {format:?} {packed}: got {} want {unpacked}",
-                Values(&back)
-            )),
-            Err(e) => failures.push(format!("unpack {format:?} {packed}: {e}")),
-        }
+        check_unpack(&st, format, packed, unpacked, &mut failures);
     }
+    assert_no_failures(&failures);
+}
+
+/// Unpacks the hex `packed` and compares the printed tuple with CPython's
+/// `unpacked`, noting any difference in `failures`.
+fn check_unpack(
+    st: &Struct,
+    format: &str,
+    packed: &str,
+    unpacked: &str,
+    failures: &mut Vec<String>,
+) {
+    match st.unpack(&unhex(packed)) {
+        Ok(back) if Values(&back).to_string() == unpacked => {}
+        Ok(back) => failures.push(format!(
+            "unpack {format:?} {packed}: got {} want {unpacked}",
+            Values(&back)
+        )),
+        Err(e) => failures.push(format!("unpack {format:?} {packed}: {e}")),
+    }
+}
+
+/// Fails with the count and the first 40 differences, if any.
+#[track_caller]
+fn assert_no_failures(failures: &[String]) {
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
