@@ -1,5 +1,5 @@
 //! B0 — calibration: what the machine's system calls cost, the denominators
-//! every other benchmark is read against (BENCHMARKS.md §B0).
+//! every other benchmark is read against (docs/benchmarks.md, "B0: calibration").
 //!
 //! - `b0_syscall`: a null system call (`syscall(SYS_getppid)`), and a 1-byte
 //!   `write` + `read` on a socketpair.
@@ -13,8 +13,7 @@
 //!
 //! Run: `cargo bench --bench calibration` (or `benches/run.sh`).
 
-#[path = "common/mod.rs"]
-mod common;
+use reactor_bench as common;
 
 use std::hint::black_box;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

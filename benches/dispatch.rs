@@ -1,5 +1,5 @@
 //! B1 — dispatch cost versus idle descriptors, libevent's `bench.c` design
-//! (BENCHMARKS.md §B1).
+//! (docs/benchmarks.md, "B1: dispatch").
 //!
 //! N socketpairs, the read end of each registered for level-triggered
 //! readability. A = 100 of them are made active by writing one byte; every
@@ -30,8 +30,7 @@
 //!
 //! Run: `cargo bench --bench dispatch` (or `benches/run.sh`).
 
-#[path = "common/mod.rs"]
-mod common;
+use reactor_bench as common;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};

@@ -1,9 +1,9 @@
 //! B2 — echo ping-pong: throughput and server CPU per message
-//! (BENCHMARKS.md §B2). A driver, not criterion (`harness = false`).
+//! (docs/benchmarks.md, "B2: echo"). A driver, not criterion (`harness = false`).
 //!
 //! Three single-threaded servers, each its own process (this binary
 //! re-executed as `--serve ours|mio|libc`), pinned to CPU 0:
-//! - `ours`: the `echo` example's engine (`examples/common/echo_engine.rs`)
+//! - `ours`: the `echo` example's engine (`servers/src/echo_engine.rs`)
 //!   on `Reactor` with the epoll backend;
 //! - `mio`: mio 1.x written as mio's own examples write it: edge-triggered,
 //!   read until `WouldBlock`, echo what was read, queue what `write` did not
@@ -30,10 +30,8 @@
 //!
 //! Run: `cargo bench --bench echo -- --full` (or `benches/run.sh`).
 
-#[path = "common/mod.rs"]
-mod common;
-#[path = "../examples/common/echo_engine.rs"]
-mod echo_engine;
+use reactor_bench as common;
+use servers::echo_engine;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,5 +1,5 @@
 //! B8 — idle loop overhead, libevent's `bench_loop.c` design
-//! (BENCHMARKS.md §B8): one wait with a zero timeout and nothing ready, one
+//! (docs/benchmarks.md, "B8: idle loop"): one wait with a zero timeout and nothing ready, one
 //! never-ready registration (an eventfd nobody writes).
 //!
 //! - `b8_idle/<variant>`: ns per iteration for `poller_{select,poll,epoll}`
@@ -17,8 +17,7 @@
 //! Run: `cargo bench --bench idle_loop` and
 //! `cargo bench --bench idle_loop -- --count-syscalls` (or `benches/run.sh`).
 
-#[path = "common/mod.rs"]
-mod common;
+use reactor_bench as common;
 
 use std::hint::black_box;
 use std::os::fd::{AsRawFd, OwnedFd};

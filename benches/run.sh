@@ -27,7 +27,7 @@ if ! command -v strace >/dev/null 2>&1; then
   (apt-get install -y strace >/dev/null 2>&1 || true)
 fi
 
-cargo bench --no-run
+cargo bench -p reactor-bench --no-run
 rm -rf target/criterion
 
 {
@@ -38,19 +38,19 @@ rm -rf target/criterion
 } > "$out/run.txt"
 cat "$out/run.txt"
 
-cargo bench --bench calibration -- "${crit[@]}"
-cargo bench --bench dispatch -- "${crit[@]}" "${b1_filter[@]}"
-cargo bench --bench idle_loop -- "${crit[@]}"
-cargo bench --bench idle_loop -- --count-syscalls 2000 | tee "$out/idle_syscalls.md"
+cargo bench -p reactor-bench --bench calibration -- "${crit[@]}"
+cargo bench -p reactor-bench --bench dispatch -- "${crit[@]}" "${b1_filter[@]}"
+cargo bench -p reactor-bench --bench idle_loop -- "${crit[@]}"
+cargo bench -p reactor-bench --bench idle_loop -- --count-syscalls 2000 | tee "$out/idle_syscalls.md"
 # User-space instructions (callgrind): deterministic, whatever the load.
-cargo bench --bench idle_loop -- --instructions | tee "$out/idle_instructions.md"
-cargo bench --bench dispatch -- --instructions | tee "$out/dispatch_instructions.md"
+cargo bench -p reactor-bench --bench idle_loop -- --instructions | tee "$out/idle_instructions.md"
+cargo bench -p reactor-bench --bench dispatch -- --instructions | tee "$out/dispatch_instructions.md"
 if [ -f benches/timers.rs ]; then
-  cargo bench --bench timers -- "${crit[@]}"
+  cargo bench -p reactor-bench --bench timers -- "${crit[@]}"
 fi
-cargo bench --bench echo -- "${echo_args[@]}" --out "$out"
+cargo bench -p reactor-bench --bench echo -- "${echo_args[@]}" --out "$out"
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/run.txt"
 if [ "$profile" != "--smoke" ]; then
-  cargo bench --bench report -- --report
+  cargo bench -p reactor-bench --bench report -- --report
 fi

@@ -1,4 +1,4 @@
-//! B5: timers at 10k and 1M (see `BENCHMARKS.md`), ns per timer operation.
+//! B5: timers at 10k and 1M (docs/benchmarks.md, "B5: timers"), ns per timer operation.
 //!
 //! Each benchmark times only the operation it is named after, with
 //! `iter_custom`, on a `Timers` whose slab already held `n` timers (steady

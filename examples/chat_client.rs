@@ -34,8 +34,7 @@
 //! closed, so every line the server sent before is printed. `/quit` works
 //! the same way from the server's side.
 
-#[path = "common/mod.rs"]
-mod common;
+use servers::cli;
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -56,7 +55,7 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:8888")]
     addr: String,
     #[command(flatten)]
-    backend: common::BackendArg,
+    backend: cli::BackendArg,
 }
 
 /// The two descriptors the client waits on.
@@ -106,19 +105,19 @@ struct Client {
 
 fn main() {
     let cli = Cli::parse();
-    common::init_logging();
+    cli::init_logging();
     let backend = cli.backend.choose(Backend::Epoll);
     let stream = match TcpStream::connect(&cli.addr) {
         Ok(stream) => stream,
-        Err(err) => common::fail(format_args!("cannot connect to {}: {err}", cli.addr)),
+        Err(err) => cli::fail(format_args!("cannot connect to {}: {err}", cli.addr)),
     };
     if let Err(err) = stream.set_nonblocking(true) {
-        common::fail(format_args!("cannot make the socket non-blocking: {err}"));
+        cli::fail(format_args!("cannot make the socket non-blocking: {err}"));
     }
-    let mut reactor = Reactor::with_backend(backend).unwrap_or_else(|err| common::fail(err));
+    let mut reactor = Reactor::with_backend(backend).unwrap_or_else(|err| cli::fail(err));
     let server = reactor
         .insert(Source::Server(stream), Interest::READABLE)
-        .unwrap_or_else(|err| common::fail(err));
+        .unwrap_or_else(|err| cli::fail(err));
     let stdin = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => match reactor.insert(Source::Stdin(File::from(fd)), Interest::READABLE) {
             Ok(token) => Stdin::Watched(token),
@@ -136,7 +135,7 @@ fn main() {
     };
     match client.run() {
         Ok(()) => {}
-        Err(err) => common::fail(err),
+        Err(err) => cli::fail(err),
     }
 }
 

@@ -11,8 +11,7 @@
 //! Bounded: it stops after `--seconds` whatever happened, and reports a
 //! shortfall (a client the server dropped as too slow counts as one).
 
-#[path = "common/mod.rs"]
-mod common;
+use servers::cli;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -41,7 +40,7 @@ struct Cli {
     #[arg(long, default_value_t = 60)]
     seconds: u64,
     #[command(flatten)]
-    backend: common::BackendArg,
+    backend: cli::BackendArg,
 }
 
 /// One simulated member.
@@ -68,25 +67,25 @@ impl std::os::fd::AsFd for Member {
 
 fn main() {
     let cli = Cli::parse();
-    common::init_logging();
+    cli::init_logging();
     let n = cli.clients as usize;
     let backend = cli.backend.choose(Backend::Epoll);
     // Log everyone in, blocking (set-up, not measured).
     let mut streams = Vec::with_capacity(n);
     for i in 0..n {
         let stream = TcpStream::connect(&cli.addr)
-            .unwrap_or_else(|e| common::fail(format_args!("connect {}: {e}", cli.addr)));
+            .unwrap_or_else(|e| cli::fail(format_args!("connect {}: {e}", cli.addr)));
         stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
-        let mut reader = BufReader::new(stream.try_clone().unwrap_or_else(|e| common::fail(e)));
+        let mut reader = BufReader::new(stream.try_clone().unwrap_or_else(|e| cli::fail(e)));
         let mut line = String::new();
         let _ = reader.read_line(&mut line); // the prompt
         (&stream)
             .write_all(format!("load{i}\n").as_bytes())
-            .unwrap_or_else(|e| common::fail(e));
+            .unwrap_or_else(|e| cli::fail(e));
         line.clear();
         let _ = reader.read_line(&mut line);
         if !line.starts_with("* welcome") {
-            common::fail(format_args!("client {i} not let in: {line:?}"));
+            cli::fail(format_args!("client {i} not let in: {line:?}"));
         }
         streams.push((stream, reader));
     }
@@ -99,12 +98,12 @@ fn main() {
         }
     }
     let mut reactor: Reactor<Member> =
-        Reactor::with_backend(backend).unwrap_or_else(|e| common::fail(e));
+        Reactor::with_backend(backend).unwrap_or_else(|e| cli::fail(e));
     for (index, (stream, reader)) in streams.into_iter().enumerate() {
         drop(reader);
         stream
             .set_nonblocking(true)
-            .unwrap_or_else(|e| common::fail(e));
+            .unwrap_or_else(|e| cli::fail(e));
         let member = Member {
             stream,
             index,
@@ -116,7 +115,7 @@ fn main() {
         };
         reactor
             .insert(member, Interest::READABLE | Interest::WRITABLE)
-            .unwrap_or_else(|e| common::fail(e.error));
+            .unwrap_or_else(|e| cli::fail(e.error));
     }
 
     let expected_each = u64::from(cli.messages) * (n as u64 - 1);
@@ -131,7 +130,7 @@ fn main() {
     while done < n && Instant::now() < limit {
         let left = limit.saturating_duration_since(Instant::now());
         if let Err(e) = reactor.poll(&mut events, Some(left)) {
-            common::fail(e);
+            cli::fail(e);
         }
         for event in &events {
             let token = event.token();

@@ -44,10 +44,10 @@
 //! from it pauses while the queue is full), `EMFILE` on accept does not spin,
 //! and SIGINT/SIGTERM stop the server cleanly with exit status 0.
 //!
-//! The loop itself is in `common/course_server.rs`, shared word for word
+//! The loop itself is in `servers/src/course_server.rs`, shared word for word
 //! with `select_server` and `poll_server`: only the default backend differs.
 
-mod common;
+use servers::cli;
 
 use clap::Parser;
 use reactor::Backend;
@@ -57,11 +57,11 @@ use reactor::Backend;
 #[command(version)]
 struct Cli {
     #[command(flatten)]
-    net: common::NetArgs,
+    net: cli::NetArgs,
 }
 
 fn main() {
     let cli = Cli::parse();
-    common::init_logging();
-    common::course_server::run(&cli.net, Backend::Epoll);
+    cli::init_logging();
+    servers::course_server::run(&cli.net, Backend::Epoll);
 }

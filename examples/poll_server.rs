@@ -47,7 +47,7 @@
 //! `KeyError` that kills the server, or, had the fd number been reused by a
 //! newer client in between, a reply sent to the wrong person. Here the
 //! handler decides *either* "reply" *or* "close" (`Next::Keep` / `Next::Close`
-//! in `common/course_server.rs`); closing removes the client from the
+//! in `servers/src/course_server.rs`); closing removes the client from the
 //! `Reactor`, whose generation-checked tokens make any later event for it
 //! unreachable, and prints `Disconnect <peer>` instead of an empty `Receive:`.
 //!
@@ -59,10 +59,10 @@
 //! the server with exit status 0. The `阻塞等待IO` ("waiting for IO") line is
 //! not printed: `RUST_LOG=reactor=trace` shows every wait instead.
 //!
-//! The loop is `common/course_server.rs`, shared word for word with
+//! The loop is `servers/src/course_server.rs`, shared word for word with
 //! `select_server` and `epoll_server`: only the default backend differs.
 
-mod common;
+use servers::cli;
 
 use clap::Parser;
 use reactor::Backend;
@@ -72,11 +72,11 @@ use reactor::Backend;
 #[command(version)]
 struct Cli {
     #[command(flatten)]
-    net: common::NetArgs,
+    net: cli::NetArgs,
 }
 
 fn main() {
     let cli = Cli::parse();
-    common::init_logging();
-    common::course_server::run(&cli.net, Backend::Poll);
+    cli::init_logging();
+    servers::course_server::run(&cli.net, Backend::Poll);
 }

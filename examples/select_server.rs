@@ -52,10 +52,10 @@
 //! non-blocking sockets with queued replies and backpressure, no `EMFILE`
 //! spin, graceful SIGINT/SIGTERM (exit 0).
 //!
-//! The loop is `common/course_server.rs`, shared word for word with
+//! The loop is `servers/src/course_server.rs`, shared word for word with
 //! `poll_server` and `epoll_server`: only the default backend differs.
 
-mod common;
+use servers::cli;
 
 use clap::Parser;
 use reactor::Backend;
@@ -65,11 +65,11 @@ use reactor::Backend;
 #[command(version)]
 struct Cli {
     #[command(flatten)]
-    net: common::NetArgs,
+    net: cli::NetArgs,
 }
 
 fn main() {
     let cli = Cli::parse();
-    common::init_logging();
-    common::course_server::run(&cli.net, Backend::Select);
+    cli::init_logging();
+    servers::course_server::run(&cli.net, Backend::Select);
 }

@@ -39,7 +39,7 @@
 //! Python `struct` format (a bad one is a usage error, exit 2); SIGINT /
 //! SIGTERM stop it with exit status 0.
 
-mod common;
+use servers::cli;
 
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -54,9 +54,9 @@ use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, T
 #[command(version)]
 struct Cli {
     #[command(flatten)]
-    net: common::NetArgs,
+    net: cli::NetArgs,
     /// Python struct format of one record
-    #[arg(long, default_value = "i5sf", value_parser = common::records::parse_format)]
+    #[arg(long, default_value = "i5sf", value_parser = servers::records::parse_format)]
     format: Struct,
 }
 
@@ -87,16 +87,14 @@ impl AsFd for Source {
 
 fn main() {
     let cli = Cli::parse();
-    common::init_logging();
+    cli::init_logging();
     let backend = cli.net.backend.choose(Backend::Epoll);
-    let listener = common::bind_tcp(&cli.net.addr);
-    let local = listener
-        .local_addr()
-        .unwrap_or_else(|err| common::fail(err));
-    let stop = common::stop_signals();
-    common::announce(local, backend);
+    let listener = cli::bind_tcp(&cli.net.addr);
+    let local = listener.local_addr().unwrap_or_else(|err| cli::fail(err));
+    let stop = cli::stop_signals();
+    cli::announce(local, backend);
     if let Err(err) = serve(listener, backend, stop, &cli.format) {
-        common::fail(err);
+        cli::fail(err);
     }
 }
 
@@ -219,7 +217,7 @@ fn receive(client: &mut Client, st: &Struct, chunk: &mut [u8]) -> bool {
 /// Prints one record as Python prints the unpacked tuple.
 fn print_record(st: &Struct, record: &[u8]) {
     match st.unpack_from(record) {
-        Ok(values) => common::say(format_args!("{}", Values(&values))),
+        Ok(values) => cli::say(format_args!("{}", Values(&values))),
         // Cannot happen: `record` is exactly one record long.
         Err(err) => eprintln!("error: {err}"),
     }

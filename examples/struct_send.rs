@@ -36,7 +36,7 @@
 //! reason (`struct field 0 ('i'): 3000000000 is out of range …`) instead
 //! of a traceback.
 
-mod common;
+use servers::cli;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::TcpStream;
@@ -44,7 +44,7 @@ use std::net::TcpStream;
 use clap::Parser;
 use reactor::codec::{Struct, Value, Values};
 
-use common::records::{parse_format, parse_record};
+use servers::records::{parse_format, parse_record};
 
 /// Sends struct-packed records over TCP (by default the course's (1, b'zhang', 1.75)).
 #[derive(Parser, Debug)]
@@ -72,7 +72,7 @@ struct Cli {
 
 fn main() {
     let cli = Cli::parse();
-    common::init_logging();
+    cli::init_logging();
     let st = &cli.format;
     let mut records = Vec::new();
     for text in &cli.values {
@@ -97,7 +97,7 @@ fn main() {
         }
     }
     let mut stream = TcpStream::connect(&cli.addr)
-        .unwrap_or_else(|err| common::fail(format_args!("cannot connect to {}: {err}", cli.addr)));
+        .unwrap_or_else(|err| cli::fail(format_args!("cannot connect to {}: {err}", cli.addr)));
     for (bytes, shown) in &packed {
         send(&mut stream, bytes, shown);
     }
@@ -107,7 +107,7 @@ fn main() {
             eprintln!("type records, one per line ({}); Ctrl-D ends", st.format());
         }
         for (number, line) in std::io::stdin().lock().lines().enumerate() {
-            let line = line.unwrap_or_else(|err| common::fail(format_args!("stdin: {err}")));
+            let line = line.unwrap_or_else(|err| cli::fail(format_args!("stdin: {err}")));
             if line.trim().is_empty() {
                 continue;
             }
@@ -131,7 +131,7 @@ fn main() {
 /// Writes one whole record (`sendall`), or exits with a message.
 fn send(stream: &mut TcpStream, bytes: &[u8], shown: &str) {
     if let Err(err) = stream.write_all(bytes) {
-        common::fail(format_args!("cannot send: {err}"));
+        cli::fail(format_args!("cannot send: {err}"));
     }
     println!("sent {shown}");
 }

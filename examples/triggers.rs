@@ -37,7 +37,7 @@
 //! (`docs/02-select-poll-epoll.md`) shows it verbatim and `tests/guide.rs`
 //! checks that it still matches.
 
-mod common;
+use servers::cli;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
@@ -52,7 +52,7 @@ use reactor::{Backend, Event, Events, Interest, Poller, Trigger};
 #[command(version)]
 struct Cli {
     #[command(flatten)]
-    backend: common::BackendArg,
+    backend: cli::BackendArg,
 }
 
 /// How long each round's `poll` waits when nothing is ready. Ready sockets
@@ -96,10 +96,10 @@ const ROUNDS: [(Step, &str); 6] = [
 
 fn main() {
     let cli = Cli::parse();
-    common::init_logging();
+    cli::init_logging();
     let backend = cli.backend.choose(Backend::Epoll);
     if let Err(err) = run(backend) {
-        common::fail(err);
+        cli::fail(err);
     }
 }
 

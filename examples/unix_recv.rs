@@ -52,7 +52,7 @@
 //! - A UTF-8 character split between two reads is held until complete
 //!   (`data.decode()` raises on it); invalid bytes print as `�`.
 
-mod common;
+use servers::cli;
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -81,7 +81,7 @@ struct Cli {
     #[arg(long, default_value = "./sock_file")]
     path: PathBuf,
     #[command(flatten)]
-    backend: common::BackendArg,
+    backend: cli::BackendArg,
 }
 
 /// Everything the loop watches.
@@ -129,16 +129,16 @@ impl SocketFile {
 
 fn main() {
     let cli = Cli::parse();
-    common::init_logging();
+    cli::init_logging();
     let backend = cli.backend.choose(Backend::Epoll);
     let path = cli.path;
-    let (listener, file) = bind(&path).unwrap_or_else(|err| common::fail(err));
-    let stop = common::stop_signals();
-    common::announce(path.display(), backend);
+    let (listener, file) = bind(&path).unwrap_or_else(|err| cli::fail(err));
+    let stop = cli::stop_signals();
+    cli::announce(path.display(), backend);
     let result = serve(listener, backend, stop);
     file.remove();
     if let Err(err) = result {
-        common::fail(err);
+        cli::fail(err);
     }
 }
 
@@ -267,13 +267,13 @@ fn handle(client: &mut Client, readable: bool, writable: bool) -> Option<Interes
         match client.stream.read(&mut buf) {
             Ok(0) => {
                 if !client.partial.is_empty() {
-                    common::say(format_args!("{}", String::from_utf8_lossy(&client.partial)));
+                    cli::say(format_args!("{}", String::from_utf8_lossy(&client.partial)));
                 }
                 return None;
             }
             Ok(n) => {
-                if let Some(text) = common::course_server::decode(&mut client.partial, &buf[..n]) {
-                    common::say(format_args!("{text}"));
+                if let Some(text) = servers::course_server::decode(&mut client.partial, &buf[..n]) {
+                    cli::say(format_args!("{text}"));
                 }
                 client.pending.extend(REPLY);
             }

@@ -33,7 +33,7 @@
 //! through the reactor (`--backend`), and a server that closes the
 //! connection is reported (exit 1) instead of printing empty answers.
 
-mod common;
+use servers::cli;
 
 use std::io::{BufRead, ErrorKind, IsTerminal, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -50,18 +50,18 @@ struct Cli {
     #[arg(long, default_value = "./sock_file")]
     path: PathBuf,
     #[command(flatten)]
-    backend: common::BackendArg,
+    backend: cli::BackendArg,
 }
 
 fn main() {
     let cli = Cli::parse();
-    common::init_logging();
+    cli::init_logging();
     let backend = cli.backend.choose(Backend::Epoll);
     let shown = cli.path.display();
     let stream = UnixStream::connect(&cli.path)
-        .unwrap_or_else(|err| common::fail(format_args!("cannot connect to {shown}: {err}")));
+        .unwrap_or_else(|err| cli::fail(format_args!("cannot connect to {shown}: {err}")));
     if let Err(err) = run(stream, backend) {
-        common::fail(err);
+        cli::fail(err);
     }
 }
 

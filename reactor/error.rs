@@ -9,8 +9,6 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::interest::Trigger;
-
 /// Everything that can go wrong in `reactor`.
 ///
 /// System-call failures keep the call's name, the descriptor and the `errno`
@@ -60,8 +58,8 @@ pub enum Error {
     Unsupported {
         /// The backend's name.
         backend: &'static str,
-        /// The trigger that was asked for.
-        trigger: Trigger,
+        /// The trigger that was asked for (`"edge"`, say).
+        trigger: &'static str,
     },
 
     /// `select()` cannot watch a descriptor whose number is `FD_SETSIZE` or more:
@@ -93,6 +91,40 @@ pub enum Error {
         /// The `errno`, as an I/O error.
         #[source]
         source: io::Error,
+    },
+
+    /// A [`Reactor`](crate::Reactor) already holds as many objects as a
+    /// [`Token`](crate::Token) can name.
+    #[error(
+        "cannot insert fd {fd}: the reactor already holds {limit} objects, the most a token can name"
+    )]
+    TooManyObjects {
+        /// The descriptor that was refused.
+        fd: RawFd,
+        /// How many objects a reactor can hold.
+        limit: usize,
+    },
+
+    /// A signal number that cannot be watched: not a signal, or one whose
+    /// handler cannot be changed (`SIGKILL`, `SIGSTOP`).
+    #[error(
+        "signal {signal} cannot be watched: it is not a signal number a handler can be installed for"
+    )]
+    InvalidSignal {
+        /// The number that was given.
+        signal: i32,
+    },
+
+    /// Another live [`Signals`](crate::Signals) in this process already
+    /// watches the signal: a signal has one handler, so one owner.
+    #[error(
+        "{name} is already watched by another Signals in this process; drop it first or share it"
+    )]
+    SignalTaken {
+        /// The signal's number.
+        signal: i32,
+        /// Its name (`"SIGINT"`).
+        name: &'static str,
     },
 
     /// A backend name that is not `select`, `poll` or `epoll`.

@@ -94,33 +94,43 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+//! # Layers
+//!
+//! The folders read bottom to top; each layer uses only the ones below it:
+//!
+//! ```text
+//! codec/        Struct, LineBuffer: bytes to records           (uses error only)
+//! source/       signals, children, waker, acceptor             (uses sys, error)
+//! map/          Reactor<T>, Token, timer glue                  (uses poller, timer, source::Waker)
+//! timer.rs      the timing wheel: pure, no system calls        (uses nothing)
+//! poller/       the Poller trait, Interest/Event, Backend, select/poll/epoll (uses sys, error)
+//! sys.rs error.rs  the only place errno becomes an Error, EINTR retried
+//! ```
+//!
+//! A program picks a layer: the [`Poller`] alone for the course's loop with
+//! keys, or the [`Reactor`] for objects, tokens and timers. `docs/README.md`
+//! draws the same picture.
+
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-mod accept;
-mod child;
 pub mod codec;
 mod error;
-mod event;
-mod interest;
+pub mod map;
 pub mod poller;
-mod reactor;
-mod signal;
+pub mod source;
 mod sys;
 pub mod timer;
-mod waker;
 
-pub use crate::accept::{Accepted, Acceptor};
-pub use crate::child::{ChildMode, ExitStatus, Pidfd, Reaper, reap_exited};
 pub use crate::codec::{Line, LineBuffer, Struct, Value, Values};
 pub use crate::error::{Error, Result};
-pub use crate::event::{Event, Events};
-pub use crate::interest::{Interest, Trigger};
-pub use crate::poller::epoll::EpollPoller;
-pub use crate::poller::poll::PollPoller;
-pub use crate::poller::select::SelectPoller;
-pub use crate::poller::{AnyPoller, Backend, Poller};
-pub use crate::reactor::{InsertError, Reactor, Token};
-pub use crate::signal::{Signals, signal_name};
+pub use crate::map::{InsertError, Reactor, Token};
+pub use crate::poller::{
+    AnyPoller, Backend, EpollPoller, Event, Events, Interest, PollPoller, Poller, SelectPoller,
+    Trigger,
+};
+pub use crate::source::{
+    Accepted, Acceptor, ChildMode, ExitStatus, Pidfd, Reaper, Signals, Waker, reap_exited,
+    signal_name,
+};
 pub use crate::timer::{TimerId, Timers};
-pub use crate::waker::Waker;

@@ -1,17 +1,9 @@
 //! The chat room's pure logic, run by `cargo test`: name rules and
-//! collision keys (RELIABILITY S6, S7), message cleaning (S8) and the
-//! bounded queue of shared lines (S1). The modules are the example's own
-//! files, included here by path.
+//! collision keys, message cleaning and the bounded queue of shared lines
+//! (docs/reliability.md, "Chat room"). The modules are the server's own,
+//! from the `servers` package.
 
-#[path = "../examples/epoll_chat/names.rs"]
-#[allow(dead_code)]
-mod names;
-#[path = "../examples/epoll_chat/protocol.rs"]
-#[allow(dead_code)]
-mod protocol;
-#[path = "../examples/epoll_chat/queue.rs"]
-#[allow(dead_code)]
-mod queue;
+use servers::chat::{names, protocol, queue};
 
 use std::io::Write;
 use std::rc::Rc;

@@ -359,7 +359,7 @@ fn reset_peers_with_queued_output_do_not_kill_the_server() {
 /// One client of the L17 load: its current message, how much of it went
 /// out and how much came back.
 struct LoadClient {
-    stream: mio::net::TcpStream,
+    stream: TcpStream,
     message: Vec<u8>,
     sent: usize,
     echoed: usize,
@@ -367,31 +367,32 @@ struct LoadClient {
     refused: bool,
 }
 
-/// L17: many clients driven by one client-side `mio` loop (not one thread
-/// each), each sending random-length messages and checking every byte of
+/// Many clients driven by one client-side edge-triggered epoll loop (not
+/// one thread each), each sending random-length messages and checking every byte of
 /// the echo. On select, connections past fd 1023 are refused cleanly and
 /// the rest pass.
 #[test]
 fn a_thousand_clients_from_one_loop_are_echoed_exactly() {
-    use mio::{Events, Interest, Poll, Token};
+    use reactor::{EpollPoller, Events, Interest, Poller, Trigger};
+    use std::os::fd::AsRawFd;
     for_each_backend(|backend| {
         let server = start(backend, &[]);
         let clients_wanted = if backend == "select" { 1100 } else { 1000 };
         let messages = 3;
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut poll = Poll::new().unwrap();
+        let mut poll = EpollPoller::new().unwrap();
         let mut clients = Vec::with_capacity(clients_wanted);
         for i in 0..clients_wanted {
             let std_stream = TcpStream::connect(server.addr()).expect("connect");
             std_stream.set_nonblocking(true).unwrap();
-            let mut stream = mio::net::TcpStream::from_std(std_stream);
-            poll.registry()
-                .register(
-                    &mut stream,
-                    Token(i),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .unwrap();
+            let stream = std_stream;
+            poll.register(
+                stream.as_raw_fd(),
+                i,
+                Interest::READABLE | Interest::WRITABLE,
+                Trigger::Edge,
+            )
+            .unwrap();
             let len = 1 + rng.below(4096) as usize;
             let message = (0..len).map(|_| rng.next() as u8).collect();
             clients.push(LoadClient {
@@ -471,7 +472,7 @@ fn a_thousand_clients_from_one_loop_are_echoed_exactly() {
             }
             poll.poll(&mut events, Some(Duration::from_millis(200)))
                 .unwrap();
-            ready.extend(events.iter().map(|e| e.token().0));
+            ready.extend(events.iter().map(|e| e.key()));
         }
         let refused = clients.iter().filter(|c| c.refused).count();
         let passed = clients.iter().filter(|c| c.left == 0).count();

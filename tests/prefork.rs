@@ -387,7 +387,7 @@ fn without_pidfd_open_the_server_falls_back_to_sigchld() {
         "-e",
         "inject=pidfd_open:error=ENOSYS",
         "-E",
-        "RUST_LOG=prefork_echo=info",
+        "RUST_LOG=prefork_echo=info,servers=info",
     ];
     let mut example = Example::start_wrapped(
         &wrapper,

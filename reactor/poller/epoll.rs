@@ -50,9 +50,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::event::{Event, Events};
-use crate::interest::{Interest, Trigger};
-use crate::poller::Poller;
+use crate::poller::{Event, Events, Interest, Poller, Trigger};
 use crate::sys;
 
 /// A poller backed by an epoll instance.

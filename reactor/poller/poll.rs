@@ -50,9 +50,7 @@ use std::time::Duration;
 use std::os::fd::RawFd;
 
 use crate::error::{Error, Result};
-use crate::event::{Event, Events};
-use crate::interest::{Interest, Trigger};
-use crate::poller::Poller;
+use crate::poller::{Event, Events, Interest, Poller, Trigger};
 use crate::sys;
 
 /// A poller that keeps a `pollfd` array and calls `poll(2)`.
@@ -133,7 +131,7 @@ impl PollPoller {
         match trigger {
             Trigger::Edge => Err(Error::Unsupported {
                 backend: "poll",
-                trigger,
+                trigger: trigger.name(),
             }),
             Trigger::Level | Trigger::Oneshot => Ok(()),
         }

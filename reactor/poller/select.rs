@@ -51,9 +51,7 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::event::{Event, Events};
-use crate::interest::{Interest, Trigger};
-use crate::poller::Poller;
+use crate::poller::{Event, Events, Interest, Poller, Trigger};
 use crate::sys;
 
 /// A poller that keeps three `fd_set` bitmaps and calls `select(2)`.
@@ -140,7 +138,7 @@ impl SelectPoller {
         match trigger {
             Trigger::Edge => Err(Error::Unsupported {
                 backend: "select",
-                trigger,
+                trigger: trigger.name(),
             }),
             Trigger::Level | Trigger::Oneshot => Ok(()),
         }

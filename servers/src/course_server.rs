@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, Token};
 
-use super::{NetArgs, announce, bind_tcp, fail, stop_signals};
+use crate::cli::{self, NetArgs, announce, bind_tcp, fail, stop_signals};
 
 /// The reply the course sends for every message.
 const REPLY: &str = "收到了";
@@ -121,7 +121,7 @@ fn accept_all(reactor: &mut Reactor<Source>, listen: Token, acceptor: &mut Accep
         let accepted = acceptor.accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true));
         match accepted {
             Ok(Accepted::Connection((stream, peer))) => {
-                super::say(format_args!("Connect from {peer}"));
+                cli::say(format_args!("Connect from {peer}"));
                 let client = Client {
                     stream,
                     peer,
@@ -132,7 +132,7 @@ fn accept_all(reactor: &mut Reactor<Source>, listen: Token, acceptor: &mut Accep
                 if let Err(refused) = reactor.insert(Source::Client(client), Interest::READABLE) {
                     // select on fd ≥ 1024, say: this client goes, the others stay.
                     eprintln!("refusing {peer}: {}", refused.error);
-                    super::say(format_args!("Disconnect {peer}"));
+                    cli::say(format_args!("Disconnect {peer}"));
                 }
             }
             Ok(Accepted::Shed) => continue,
@@ -151,7 +151,7 @@ fn serve(client: &mut Client, readable: bool, writable: bool) -> Next {
             Ok(0) => {
                 if !client.partial.is_empty() {
                     // The character never completed: print what there is.
-                    super::say(format_args!(
+                    cli::say(format_args!(
                         "Receive: {}",
                         String::from_utf8_lossy(&client.partial)
                     ));
@@ -160,7 +160,7 @@ fn serve(client: &mut Client, readable: bool, writable: bool) -> Next {
             }
             Ok(n) => {
                 if let Some(text) = decode(&mut client.partial, &buf[..n]) {
-                    super::say(format_args!("Receive: {text}"));
+                    cli::say(format_args!("Receive: {text}"));
                 }
                 client.pending.extend(REPLY.as_bytes());
             }
@@ -251,7 +251,7 @@ fn update(reactor: &mut Reactor<Source>, token: Token, next: Next) {
         }
         Next::Close => {
             if let Ok(Source::Client(client)) = reactor.remove(token) {
-                super::say(format_args!("Disconnect {}", client.peer));
+                cli::say(format_args!("Disconnect {}", client.peer));
             }
         }
     }
@@ -262,7 +262,7 @@ fn shut_down(reactor: &mut Reactor<Source>) {
     let tokens: Vec<Token> = reactor.iter().map(|(token, _)| token).collect();
     for token in tokens {
         if let Ok(Source::Client(client)) = reactor.remove(token) {
-            super::say(format_args!("Disconnect {}", client.peer));
+            cli::say(format_args!("Disconnect {}", client.peer));
         }
     }
 }

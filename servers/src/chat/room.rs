@@ -7,13 +7,13 @@
 //! socket: sending goes through the reactor, which knows whether the
 //! connection still exists. A name is freed in the same step that removes
 //! the member, whatever ended the connection (`/quit`, end of file, reset,
-//! too slow), so no "ghost" keeps a name (RELIABILITY S7).
+//! too slow), so no "ghost" keeps a name.
 
 use std::collections::HashMap;
 
 use reactor::Token;
 
-use crate::names::Name;
+use super::names::Name;
 
 /// One logged-in member.
 #[derive(Debug)]

@@ -1,4 +1,4 @@
-//! The chat room's lines (SPEC §4), written in one place, and the cleaning
+//! The chat room's lines, written in one place, and the cleaning
 //! of message text so that no client can forge one of them.
 //!
 //! Every line the server sends ends with `\n`. Server lines start with `* `
@@ -130,7 +130,7 @@ pub fn clean_text(raw: &[u8]) -> String {
         .chars()
         .filter(|&c| {
             let control = c.is_control() && c != '\t';
-            let format = crate::names::is_format(c) && !matches!(c, '\u{200C}' | '\u{200D}');
+            let format = super::names::is_format(c) && !matches!(c, '\u{200C}' | '\u{200D}');
             !(control || format || c == '\u{2028}' || c == '\u{2029}')
         })
         .collect()

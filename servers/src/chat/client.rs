@@ -19,7 +19,7 @@ use std::net::{SocketAddr, TcpStream};
 use reactor::codec::LineBuffer;
 use reactor::{Interest, TimerId};
 
-use crate::queue::OutQueue;
+use super::queue::OutQueue;
 
 /// Where a connection is in its life.
 #[derive(Debug, PartialEq, Eq)]

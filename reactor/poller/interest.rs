@@ -134,12 +134,25 @@ pub enum Trigger {
     Oneshot,
 }
 
-impl fmt::Display for Trigger {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Trigger {
+    /// The trigger's name in messages: `"level"`, `"edge"`, `"oneshot"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(reactor::Trigger::Edge.name(), "edge");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
             Trigger::Level => "level",
             Trigger::Edge => "edge",
             Trigger::Oneshot => "oneshot",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }

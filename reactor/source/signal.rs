@@ -170,9 +170,10 @@ impl Signals {
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] if `pipe2` or `sigaction` fails (`EINVAL` for
-    /// `SIGKILL`, `SIGSTOP` or a number out of range), or if another live
-    /// `Signals` of this process already owns one of the signals (`EBUSY`).
+    /// [`Error::InvalidSignal`] for a number no handler can be installed
+    /// for, [`Error::SignalTaken`] if another live `Signals` of this process
+    /// already owns one of the signals, [`Error::Sys`] if `pipe2` or
+    /// `sigaction` fails (`EINVAL` for `SIGKILL` or `SIGSTOP`).
     /// On error no handler is left installed.
     ///
     /// # Examples
@@ -224,20 +225,15 @@ impl Signals {
     /// Points `signal`'s handler at this pipe.
     fn install(&mut self, signal: libc::c_int) -> Result<()> {
         let Some(slot) = slot_of(signal) else {
-            return Err(Error::Sys {
-                call: "sigaction",
-                fd: None,
-                source: std::io::Error::from_raw_os_error(libc::EINVAL),
-            });
+            return Err(Error::InvalidSignal { signal });
         };
         let previous = SLOTS[slot].load(Ordering::SeqCst);
         if previous != 0 {
             let (pid, fd) = unpack(previous);
             if pid == self.owner {
-                return Err(Error::Sys {
-                    call: "Signals::new (signal already watched by another Signals)",
-                    fd: None,
-                    source: std::io::Error::from_raw_os_error(libc::EBUSY),
+                return Err(Error::SignalTaken {
+                    signal,
+                    name: signal_name(signal),
                 });
             }
             log::trace!(

@@ -32,7 +32,7 @@
 //!    returns 0 or `ECHILD`**. The loop is the whole point: SIGCHLD signals
 //!    coalesce (signal(7): standard signals do not queue), so when five
 //!    children exit together the parent may see one SIGCHLD; one `waitpid`
-//!    per signal would leave four zombies (RELIABILITY S13). This is tokio's
+//!    per signal would leave four zombies (docs/reliability.md, "Many children exit at once"). This is tokio's
 //!    and libev's (`ev_child`) approach. It owns *every* child of the
 //!    process: a `std::process::Child::wait` elsewhere in the same program
 //!    would find its child already reaped (`ECHILD`).
@@ -61,7 +61,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
-use crate::signal::{Signals, signal_name};
+use crate::source::{Signals, signal_name};
 use crate::sys;
 
 /// How a child process ended: the wait status `waitpid` reports.

@@ -2,15 +2,6 @@
 //! (`--addr`, `--backend`, `--help`), the choice of backend (flag, then
 //! `REACTOR_BACKEND`, then the example's own), the trace log, the
 //! `listening on …` line tests wait for, and the signals that stop a server.
-//!
-//! Each example includes it with `mod common;` and uses the parts it needs,
-//! hence the `dead_code` allowance: an unused helper in one example is used
-//! by another.
-#![allow(dead_code)]
-
-pub mod course_server;
-pub mod echo_engine;
-pub mod records;
 
 use std::fmt::Display;
 use std::io::Write;

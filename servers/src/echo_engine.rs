@@ -19,13 +19,13 @@
 //!   without reading is slowed down by TCP, and the server's memory per
 //!   connection stays bounded by `max_pending` (plus one read when the
 //!   backlog was empty).
-//! - **No idle spin** (RELIABILITY L5d): `WRITABLE` interest only while the
+//! - **No idle spin** : `WRITABLE` interest only while the
 //!   queue holds something; the reactor is told only when the interest
 //!   actually changes.
 //! - **Half-close**: after the client's end of file, what is still queued is
 //!   sent, then the connection is closed.
 //! - **Out of descriptors**: [`Acceptor`] refuses connections without
-//!   spinning (RELIABILITY L3); the others keep being served.
+//!   spinning (docs/reliability.md, "Out of descriptors"); the others keep being served.
 //! - **Stop**: a signal on `stop` closes every connection and returns `Ok`.
 //!
 //! Python: the course's `epoll_server.py` loop with `c.send(data)` in place

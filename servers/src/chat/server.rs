@@ -1,42 +1,5 @@
-//! The course's group chat room (群聊聊天室) as a real server: SPEC §4.
-//!
-//! ```text
-//! cargo run --example epoll_chat                      # 127.0.0.1:8888, epoll
-//! cargo run --example chat_client -- --addr 127.0.0.1:8888
-//! nc 127.0.0.1 8888                                    # or any line-based client
-//! ```
-//!
-//! Type a name, then lines; lines typed on the server's own terminal go to
-//! everyone as `[admin] …`. The protocol, a transcript and the design are in
-//! `docs/chat.md`.
-//!
-//! **The course's design, and this one.** The homework keeps a user table
-//! `{name: address}`, forwards client → server → other clients, and — to
-//! read from the keyboard and the network at once — forks: one process
-//! blocks on `input()`, the other on `recv`. The server, too, needs a
-//! second process for the administrator's announcements. Here one process
-//! and one `Reactor` do it all: the listener, every client, the
-//! administrator's stdin and the stop signals are all descriptors in the
-//! same poll set, and each is served when it is ready. Nothing ever blocks,
-//! so one slow member cannot stall the room: its lines wait in its own
-//! bounded queue, and it is dropped when that fills.
-//!
-//! | file | idea |
-//! |---|---|
-//! | `names.rs` | which names are valid, and when two collide |
-//! | `protocol.rs` | every line the server sends; cleaning message text |
-//! | `room.rs` | members in join order, names taken |
-//! | `client.rs` | one connection's state |
-//! | `queue.rs` | the bounded queue of shared lines |
-
-#[path = "../common/mod.rs"]
-mod common;
-
-mod client;
-mod names;
-mod protocol;
-mod queue;
-mod room;
+//! The chat room's event loop: the listener, every client, the
+//! administrator's stdin and the stop signals in one reactor.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -44,13 +7,14 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use reactor::codec::{Line, LineBuffer};
 use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, TimerId, Token};
 
-use crate::client::{Client, State};
-use crate::protocol::{Bytes, Command};
-use crate::room::Room;
+use super::client::{Client, State};
+use super::names;
+use super::protocol::{self, Bytes, Command};
+use super::room::Room;
+use crate::cli::{self, NetArgs};
 
 /// How long a closing connection may take to flush its last lines, and how
 /// long shutdown waits for every queue to drain.
@@ -59,43 +23,16 @@ const CLOSE_BOUND: Duration = Duration::from_secs(1);
 /// Most connections accepted (or refused) per turn of the loop.
 const ACCEPT_BATCH: usize = 64;
 
-/// The course's group chat room: log in with a name, chat with everyone.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Cli {
-    #[command(flatten)]
-    net: common::NetArgs,
-    /// Longest line a client may send, in bytes; longer ones get `! line too long`
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
-    max_line: u32,
-    /// Seconds a new connection has to choose a valid name (fractions allowed: 0.5)
-    #[arg(long, default_value = "60", value_parser = parse_seconds)]
-    login_timeout: Duration,
-    /// Bytes that may wait for one client before it is dropped as too slow
-    #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1..=1 << 34))]
-    max_queue: u64,
-    /// Most connections at once (logged in or not); more get `! room full`
-    #[arg(long, default_value_t = 10_000)]
-    max_clients: usize,
-}
-
-/// A number of seconds, possibly fractional, positive and finite.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !(secs > 0.0 && secs <= 1e9) {
-        return Err(format!("{text} must be above 0 and at most 1e9 seconds"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// Limits from the command line.
-struct Config {
-    max_line: usize,
-    login_timeout: Duration,
-    max_queue: usize,
-    max_clients: usize,
+pub struct Config {
+    /// Longest line a client may send, in bytes.
+    pub max_line: usize,
+    /// How long a new connection has to choose a valid name.
+    pub login_timeout: Duration,
+    /// Bytes that may wait for one client before it is dropped as too slow.
+    pub max_queue: usize,
+    /// Most connections at once.
+    pub max_clients: usize,
 }
 
 /// Everything the reactor watches.
@@ -148,27 +85,18 @@ struct Chat {
     stopping: Option<Instant>,
 }
 
-fn main() {
-    let cli = Cli::parse();
-    common::init_logging();
-    let backend = cli.net.backend.choose(Backend::Epoll);
-    let config = Config {
-        max_line: cli.max_line as usize,
-        login_timeout: cli.login_timeout,
-        max_queue: usize::try_from(cli.max_queue).unwrap_or(usize::MAX),
-        max_clients: cli.max_clients,
-    };
-    let listener = common::bind_tcp(&cli.net.addr);
-    let local = listener
-        .local_addr()
-        .unwrap_or_else(|err| common::fail(err));
-    let mut reactor = Reactor::with_backend(backend).unwrap_or_else(|err| common::fail(err));
+/// Runs the chat room on `net.addr` until SIGINT/SIGTERM; start-up
+/// failures print an error and exit 1.
+pub fn serve(net: &NetArgs, backend: Backend, config: Config) {
+    let listener = cli::bind_tcp(&net.addr);
+    let local = listener.local_addr().unwrap_or_else(|err| cli::fail(err));
+    let mut reactor = Reactor::with_backend(backend).unwrap_or_else(|err| cli::fail(err));
     let listen = reactor
         .insert(Source::Listener(listener), Interest::READABLE)
-        .unwrap_or_else(|err| common::fail(err));
+        .unwrap_or_else(|err| cli::fail(err));
     reactor
-        .insert(Source::Stop(common::stop_signals()), Interest::READABLE)
-        .unwrap_or_else(|err| common::fail(err));
+        .insert(Source::Stop(cli::stop_signals()), Interest::READABLE)
+        .unwrap_or_else(|err| cli::fail(err));
     watch_stdin(&mut reactor, config.max_line);
     let mut chat = Chat {
         reactor,
@@ -181,9 +109,9 @@ fn main() {
         doomed: Vec::new(),
         stopping: None,
     };
-    common::announce(local, backend);
+    cli::announce(local, backend);
     if let Err(err) = chat.run() {
-        common::fail(err);
+        cli::fail(err);
     }
 }
 

@@ -1,13 +1,11 @@
-//! Helpers shared by the benchmarks (included with `#[path]`): the
-//! environment header every report starts with, non-blocking socketpairs and
-//! eventfds, the descriptor limit, CPU pinning and one-byte I/O.
-//!
-//! Each bench uses a different subset, hence the `dead_code` allowance.
-#![allow(dead_code)]
+//! Helpers shared by the benchmarks (the `reactor-bench` package's library):
+//! the environment header every report starts with, non-blocking
+//! socketpairs and eventfds, the descriptor limit, CPU pinning and one-byte
+//! I/O.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// The machine facts BENCHMARKS.md asks every report to print: `nproc`, the
+/// The machine facts every report prints first (docs/benchmarks.md): `nproc`, the
 /// kernel, `ulimit -n`, and the idle/mitigation settings from the kernel
 /// command line.
 pub fn env_header() -> String {

@@ -34,88 +34,17 @@
 //! idle timeout re-armed on every message is cheap
 //! ([`reset_timer`](Reactor::reset_timer)).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slab::Slab;
 
 use crate::error::{Error, Result};
-use crate::event::{Event, Events};
-use crate::interest::{Interest, Trigger};
-use crate::poller::{AnyPoller, Backend, Poller};
-use crate::timer::{TimerId, Timers};
-use crate::waker::Waker;
-
-/// Names one object in a [`Reactor`]; every event for it carries the token.
-///
-/// A token packs the slab index (low 32 bits) and the slot's generation
-/// (high 32 bits) into the `usize` key the poller stores, so no lookup table
-/// is needed to go from an event back to an object.
-///
-/// # Examples
-///
-/// ```
-/// use std::os::unix::net::UnixStream;
-/// use reactor::{Interest, Reactor};
-///
-/// let mut reactor = Reactor::new()?;
-/// let (a, b) = UnixStream::pair()?;
-/// let ta = reactor.insert(a, Interest::READABLE)?;
-/// reactor.remove(ta)?;
-/// let tb = reactor.insert(b, Interest::READABLE)?; // reuses the slot...
-/// assert_ne!(ta, tb);                               // ...with a new generation
-/// assert!(reactor.get(ta).is_none());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-///
-/// Python: the fd number the course uses as `fdmap`'s key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Token(usize);
-
-impl Token {
-    /// Keys at or above this are the reactor's own (its waker and, later,
-    /// other internal sources); no object token reaches them.
-    const INTERNAL: usize = usize::MAX - 15;
-    /// The key of the reactor's waker.
-    const WAKER: Token = Token(usize::MAX);
-
-    fn new(index: usize, generation: u32) -> Token {
-        Token((generation as usize) << 32 | index)
-    }
-
-    /// The token an event was registered with.
-    pub const fn from_key(key: usize) -> Token {
-        Token(key)
-    }
-
-    /// The `usize` key the poller sees.
-    pub const fn key(self) -> usize {
-        self.0
-    }
-
-    fn index(self) -> usize {
-        self.0 & 0xffff_ffff
-    }
-
-    fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Token({}#{})", self.index(), self.generation())
-    }
-}
-
-impl Event {
-    /// The [`Token`] this event is for (its key, read as a token).
-    pub const fn token(&self) -> Token {
-        Token::from_key(self.key())
-    }
-}
+use crate::map::Token;
+use crate::map::timers::TokenTimers;
+use crate::poller::{AnyPoller, Backend, Events, Interest, Poller, Trigger};
+use crate::source::Waker;
 
 /// A registered object and what the reactor needs to know about it.
 #[derive(Debug)]
@@ -212,14 +141,8 @@ pub struct Reactor<T, P: Poller = AnyPoller> {
     waker: Option<Waker>,
     /// How many times `poll` has waited; tests use it to catch busy loops.
     iterations: u64,
-    /// Pending deadlines.
-    timers: Timers,
-    /// The token each pending timer was armed for, indexed by timer slot.
-    timer_tokens: Vec<Token>,
-    /// Scratch list `Timers::expire` fills; kept to avoid allocating per turn.
-    just_fired: Vec<TimerId>,
-    /// Timers that fired and were not yet taken by `next_expired`.
-    expired: VecDeque<(TimerId, Token)>,
+    /// Pending deadlines and the token each reports (map/timers.rs).
+    pub(crate) timers: TokenTimers,
 }
 
 impl<T> Reactor<T> {
@@ -282,10 +205,7 @@ impl<T, P: Poller> Reactor<T, P> {
             generations: Vec::new(),
             waker: None,
             iterations: 0,
-            timers: Timers::new(),
-            timer_tokens: Vec::new(),
-            just_fired: Vec::new(),
-            expired: VecDeque::new(),
+            timers: TokenTimers::default(),
         }
     }
 
@@ -360,10 +280,9 @@ impl<T, P: Poller> Reactor<T, P> {
         let generation = self.generations.get(entry.key()).copied().unwrap_or(0);
         let token = Token::new(entry.key(), generation);
         if token.key() >= Token::INTERNAL {
-            let error = Error::Sys {
-                call: "Reactor::insert",
-                fd: Some(fd),
-                source: std::io::Error::other("too many objects for 32-bit slot indices"),
+            let error = Error::TooManyObjects {
+                fd,
+                limit: Token::INTERNAL.min(1 << 32),
             };
             return Err(InsertError { error, object });
         }
@@ -546,7 +465,7 @@ impl<T, P: Poller> Reactor<T, P> {
     }
 
     /// Waits for events, as [`Poller::poll`]; every event's key is a
-    /// [`Token`] (read it with [`Event::token`]). A wake from a [`Waker`]
+    /// [`Token`] (read it with [`Event::token`](crate::Event::token)). A wake from a [`Waker`]
     /// ends the wait but is not itself reported, so `poll` may return 0.
     ///
     /// An event may be stale — its object removed while handling an earlier
@@ -579,29 +498,9 @@ impl<T, P: Poller> Reactor<T, P> {
     /// Python: `for fd, event in p.poll(): ...`
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<usize> {
         self.iterations += 1;
-        // Sleep no longer than until the nearest deadline. With no timers
-        // this reads no clock, so a timer-free loop pays nothing for them.
-        // A zero timeout cannot get shorter: no clock read before the wait.
-        let timeout = if self.timers.is_empty() || timeout == Some(Duration::ZERO) {
-            timeout
-        } else {
-            match self.timers.next_deadline() {
-                None => timeout,
-                Some(deadline) => {
-                    let until = deadline.saturating_duration_since(Instant::now());
-                    Some(timeout.map_or(until, |t| t.min(until)))
-                }
-            }
-        };
+        let timeout = self.timers.clamp(timeout);
         self.poller.poll(events, timeout)?;
-        if !self.timers.is_empty() {
-            self.timers.expire(Instant::now(), &mut self.just_fired);
-            for id in self.just_fired.drain(..) {
-                let token = self.timer_tokens[id.index()];
-                log::trace!("timer {id:?} for {token:?} expired");
-                self.expired.push_back((id, token));
-            }
-        }
+        self.timers.expire();
         if let Some(waker) = &self.waker {
             let mut woken = false;
             events.retain(|event| {
@@ -614,151 +513,6 @@ impl<T, P: Poller> Reactor<T, P> {
             }
         }
         Ok(events.len())
-    }
-
-    /// Arms a timer that fires at `deadline` (at once, at the next `poll`,
-    /// if it has passed) and reports `token` when it does.
-    ///
-    /// # Panics
-    ///
-    /// If about 4 billion timers are pending at once.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::os::unix::net::UnixStream;
-    /// use std::time::{Duration, Instant};
-    /// use reactor::{Events, Reactor, Token};
-    ///
-    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
-    /// let start = Instant::now();
-    /// let id = reactor.timer_at(start + Duration::from_millis(30), Token::from_key(7));
-    /// let mut events = Events::with_capacity(8);
-    /// reactor.poll(&mut events, Some(Duration::from_secs(1)))?;
-    /// assert_eq!(reactor.next_expired(), Some((id, Token::from_key(7))));
-    /// assert!(start.elapsed() >= Duration::from_millis(30));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// Python: `loop.call_at(when, callback)`
-    pub fn timer_at(&mut self, deadline: Instant, token: Token) -> TimerId {
-        let id = self.timers.insert(deadline);
-        self.remember_timer(id, token)
-    }
-
-    /// Arms a timer that fires `delay` from now; see [`timer_at`](Reactor::timer_at).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::os::unix::net::UnixStream;
-    /// use std::time::{Duration, Instant};
-    /// use reactor::{Events, Reactor, Token};
-    ///
-    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
-    /// let start = Instant::now();
-    /// let id = reactor.timer_after(Duration::from_millis(20), Token::from_key(1));
-    /// let mut events = Events::with_capacity(8);
-    /// reactor.poll(&mut events, Some(Duration::from_secs(5)))?; // returns at the deadline
-    /// assert_eq!(reactor.next_expired(), Some((id, Token::from_key(1))));
-    /// assert!(start.elapsed() >= Duration::from_millis(20));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// Python: `loop.call_later(delay, callback)`
-    pub fn timer_after(&mut self, delay: Duration, token: Token) -> TimerId {
-        // insert_after saturates a delay past what the clock can count to "never".
-        let id = self.timers.insert_after(delay);
-        self.remember_timer(id, token)
-    }
-
-    /// Notes which token a new timer reports.
-    fn remember_timer(&mut self, id: TimerId, token: Token) -> TimerId {
-        if self.timer_tokens.len() <= id.index() {
-            self.timer_tokens.resize(id.index() + 1, Token::WAKER);
-        }
-        self.timer_tokens[id.index()] = token;
-        id
-    }
-
-    /// Cancels a pending timer. Returns false if it already fired or was
-    /// cancelled (a stale id never cancels a newer timer).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::os::unix::net::UnixStream;
-    /// use std::time::Duration;
-    /// use reactor::{Events, Reactor, Token};
-    ///
-    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
-    /// let id = reactor.timer_after(Duration::ZERO, Token::from_key(1));
-    /// assert!(reactor.cancel_timer(id));
-    /// assert!(!reactor.cancel_timer(id)); // already cancelled
-    /// let mut events = Events::with_capacity(8);
-    /// reactor.poll(&mut events, Some(Duration::ZERO))?;
-    /// assert_eq!(reactor.next_expired(), None); // it never fires
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// Python: `handle.cancel()`
-    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        self.timers.cancel(id)
-    }
-
-    /// Moves a pending timer to a new deadline (an idle timeout pushed back
-    /// by each message). Returns false, arming nothing, if it is not pending.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::os::unix::net::UnixStream;
-    /// use std::time::{Duration, Instant};
-    /// use reactor::{Events, Reactor, Token};
-    ///
-    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
-    /// let start = Instant::now();
-    /// let id = reactor.timer_after(Duration::ZERO, Token::from_key(1));
-    /// assert!(reactor.reset_timer(id, start + Duration::from_millis(30))); // pushed back
-    /// let mut events = Events::with_capacity(8);
-    /// reactor.poll(&mut events, Some(Duration::ZERO))?;
-    /// assert_eq!(reactor.next_expired(), None); // not yet
-    /// reactor.poll(&mut events, Some(Duration::from_secs(5)))?;
-    /// assert_eq!(reactor.next_expired(), Some((id, Token::from_key(1))));
-    /// assert!(start.elapsed() >= Duration::from_millis(30));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// Python: `handle.cancel(); handle = loop.call_at(new_when, callback)`
-    pub fn reset_timer(&mut self, id: TimerId, deadline: Instant) -> bool {
-        self.timers.reset(id, deadline)
-    }
-
-    /// The next timer that fired during `poll`, with its token, in deadline
-    /// order; `None` when all have been taken.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::os::unix::net::UnixStream;
-    /// use std::time::Duration;
-    /// use reactor::{Events, Reactor, Token};
-    ///
-    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
-    /// let late = reactor.timer_after(Duration::from_millis(2), Token::from_key(2));
-    /// let early = reactor.timer_after(Duration::ZERO, Token::from_key(1));
-    /// std::thread::sleep(Duration::from_millis(5));
-    /// let mut events = Events::with_capacity(8);
-    /// reactor.poll(&mut events, Some(Duration::ZERO))?;
-    /// assert_eq!(reactor.next_expired(), Some((early, Token::from_key(1))));
-    /// assert_eq!(reactor.next_expired(), Some((late, Token::from_key(2))));
-    /// assert_eq!(reactor.next_expired(), None);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// Python: the callbacks `asyncio` runs from `_ready` after a select.
-    pub fn next_expired(&mut self) -> Option<(TimerId, Token)> {
-        self.expired.pop_front()
     }
 
     /// A [`Waker`] for this reactor, created (and registered) on first use.
@@ -903,24 +657,5 @@ impl<T, P: Poller + fmt::Debug> fmt::Debug for Reactor<T, P> {
             .field("poller", &self.poller)
             .field("objects", &self.slots.len())
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_packs_index_and_generation() {
-        let t = Token::new(7, 3);
-        assert_eq!((t.index(), t.generation()), (7, 3));
-        assert_eq!(Token::from_key(t.key()), t);
-        assert_eq!(format!("{t:?}"), "Token(7#3)");
-    }
-
-    #[test]
-    fn waker_key_is_never_an_object_token() {
-        assert!(Token::new(0xffff_fff0, u32::MAX).key() >= Token::INTERNAL);
-        assert!(Token::new(5, u32::MAX).key() < Token::INTERNAL);
     }
 }

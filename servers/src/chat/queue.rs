@@ -10,14 +10,14 @@
 //! The bound (`--max-queue`) is on the bytes not yet written, each line
 //! charged 16 bytes more for its place in the ring. A line that
 //! would take the queue past it is refused, and the caller drops the member
-//! as too slow (RELIABILITY S1): one member that does not read can hold at
+//! as too slow (docs/reliability.md, "Slow readers"): one member that does not read can hold at
 //! most `--max-queue` bytes of the server's memory, and never slows the
 //! others, since nothing ever waits for it.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, IoSlice, Write};
 
-use crate::protocol::Bytes;
+use super::protocol::Bytes;
 
 /// What one queued line costs beyond its bytes: the `Rc<[u8]>` in the
 /// ring (a pointer and a length). The line's bytes are shared, but each

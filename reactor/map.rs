@@ -1,0 +1,14 @@
+//! The map: [`Reactor<T>`](Reactor), the course's `fdmap = {fd: sock}` done
+//! right, over any [`Poller`](crate::Poller).
+//!
+//! - `reactor.rs`: the slab of objects, `insert` / `get` / `modify` /
+//!   `remove` / `poll`, and the reactor's waker.
+//! - `token.rs`: [`Token`], the generation-checked key every event carries.
+//! - `timers.rs`: deadlines that wake `poll` and report a token.
+
+mod reactor;
+mod timers;
+mod token;
+
+pub use reactor::{InsertError, Reactor};
+pub use token::Token;
