@@ -59,13 +59,15 @@
 //! the server with exit status 0. The `阻塞等待IO` ("waiting for IO") line is
 //! not printed: `RUST_LOG=reactor=trace` shows every wait instead.
 //!
-//! The loop is `servers/src/course_server.rs`, shared word for word with
-//! `select_server` and `epoll_server`: only the default backend differs.
-
-use servers::cli;
+//! The loop is below, in this file; the steps it calls are in
+//! `servers/src/course_server.rs`. `select_server`, `poll_server` and
+//! `epoll_server` have the same loop but for the backend — diff them.
 
 use clap::Parser;
-use reactor::Backend;
+use reactor::{Acceptor, Backend, Events};
+use servers::cli;
+use servers::course_server::{self, Source};
+use servers::server;
 
 /// The course's poll server: prints what clients send and answers 收到了.
 #[derive(Parser, Debug)]
@@ -78,5 +80,41 @@ struct Cli {
 fn main() {
     let cli = Cli::parse();
     cli::init_logging();
-    servers::course_server::run(&cli.net, Backend::Poll);
+    let backend = cli.net.backend.choose(Backend::Poll);
+    // sockfd.bind(…); sockfd.listen(…); p = poll(); p.register(sockfd, POLLIN)
+    let (mut reactor, listen) = server::start(&cli.net.addr, backend);
+    let mut acceptor = Acceptor::new();
+    let mut events = Events::with_capacity(1024);
+    loop {
+        // events = p.poll()
+        if let Err(err) = reactor.poll(&mut events, None) {
+            cli::fail(err);
+        }
+        // for fd, event in events:
+        for event in &events {
+            let token = event.token();
+            match reactor.get_mut(token) {
+                // Stale: this client was closed earlier in the same batch.
+                None => {}
+                // if fd == sockfd.fileno(): connfd, addr = fdmap[fd].accept()
+                Some(Source::Listener(_)) => {
+                    course_server::accept(&mut reactor, listen, &mut acceptor)
+                }
+                // Ctrl-C or SIGTERM: close every client, exit 0.
+                Some(Source::Stop(signals)) => {
+                    if !server::stop_requested(signals) {
+                        continue; // a spurious wake-up of the signal pipe
+                    }
+                    course_server::shut_down(&mut reactor);
+                    return;
+                }
+                // elif event & POLLIN: data = fdmap[fd].recv(1024) …
+                // Either reply or close, never both (the course's bug).
+                Some(Source::Conn(client)) => {
+                    let next = course_server::serve(client, event);
+                    course_server::update(&mut reactor, token, next);
+                }
+            }
+        }
+    }
 }

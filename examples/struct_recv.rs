@@ -42,12 +42,13 @@
 use servers::cli;
 
 use std::io::{ErrorKind, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use clap::Parser;
 use reactor::codec::{Struct, Values};
-use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, Token};
+use reactor::{Acceptor, Backend, Events, Reactor, Token};
+use servers::server;
 
 /// Receives struct-packed records over TCP and prints each as a Python tuple.
 #[derive(Parser, Debug)]
@@ -60,12 +61,8 @@ struct Cli {
     format: Struct,
 }
 
-/// Everything the loop watches.
-enum Source {
-    Listener(TcpListener),
-    Stop(Signals),
-    Client(Client),
-}
+/// What the reactor watches: the listener, the stop signals, the clients.
+type Source = server::Source<Client>;
 
 /// A client and the bytes of its next record received so far.
 struct Client {
@@ -75,13 +72,9 @@ struct Client {
     buffer: Vec<u8>,
 }
 
-impl AsFd for Source {
+impl AsFd for Client {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Source::Listener(l) => l.as_fd(),
-            Source::Stop(s) => s.as_fd(),
-            Source::Client(c) => c.stream.as_fd(),
-        }
+        self.stream.as_fd()
     }
 }
 
@@ -89,25 +82,14 @@ fn main() {
     let cli = Cli::parse();
     cli::init_logging();
     let backend = cli.net.backend.choose(Backend::Epoll);
-    let listener = cli::bind_tcp(&cli.net.addr);
-    let local = listener.local_addr().unwrap_or_else(|err| cli::fail(err));
-    let stop = cli::stop_signals();
-    cli::announce(local, backend);
-    if let Err(err) = serve(listener, backend, stop, &cli.format) {
+    let (reactor, listen) = server::start(&cli.net.addr, backend);
+    if let Err(err) = serve(reactor, listen, &cli.format) {
         cli::fail(err);
     }
 }
 
 /// The loop: accept, reassemble, print, until SIGINT/SIGTERM.
-fn serve(
-    listener: TcpListener,
-    backend: Backend,
-    stop: Signals,
-    st: &Struct,
-) -> reactor::Result<()> {
-    let mut reactor: Reactor<Source> = Reactor::with_backend(backend)?;
-    let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
-    reactor.insert(Source::Stop(stop), Interest::READABLE)?;
+fn serve(mut reactor: Reactor<Source>, listen: Token, st: &Struct) -> reactor::Result<()> {
     let mut acceptor = Acceptor::new();
     let mut events = Events::with_capacity(256);
     let mut chunk = vec![0u8; 64 * 1024];
@@ -118,15 +100,18 @@ fn serve(
             match reactor.get_mut(token) {
                 // Stale: closed earlier in this batch.
                 None => {}
-                Some(Source::Listener(_)) => accept_all(&mut reactor, listen, &mut acceptor)?,
-                Some(Source::Stop(signals)) => {
-                    // An empty read is a spurious wake-up, not a signal.
-                    let stop = !signals.read().unwrap_or_default().is_empty();
-                    if stop {
-                        return Ok(());
-                    }
+                Some(Source::Listener(_)) => {
+                    server::accept_all(&mut reactor, listen, &mut acceptor, open, |c, err| {
+                        log::warn!("refusing {}: {err}", c.peer);
+                    })?
                 }
-                Some(Source::Client(client)) => {
+                Some(Source::Stop(signals)) => {
+                    if !server::stop_requested(signals) {
+                        continue; // a spurious wake-up of the signal pipe
+                    }
+                    return Ok(());
+                }
+                Some(Source::Conn(client)) => {
                     let alive = receive(client, st, &mut chunk);
                     if !alive {
                         drop(reactor.remove(token));
@@ -137,33 +122,14 @@ fn serve(
     }
 }
 
-/// Accepts every waiting client.
-fn accept_all(
-    reactor: &mut Reactor<Source>,
-    listen: Token,
-    acceptor: &mut Acceptor,
-) -> reactor::Result<()> {
-    loop {
-        let Some(Source::Listener(listener)) = reactor.get(listen) else {
-            return Ok(());
-        };
-        let accepted = acceptor.accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))?;
-        match accepted {
-            Accepted::Connection((stream, peer)) => {
-                log::info!("connect from {peer}");
-                let client = Client {
-                    stream,
-                    peer,
-                    buffer: Vec::new(),
-                };
-                if let Err(refused) = reactor.insert(Source::Client(client), Interest::READABLE) {
-                    log::warn!("refusing {peer}: {}", refused.error);
-                }
-            }
-            Accepted::Shed => {}
-            Accepted::Drained => return Ok(()),
-        }
-    }
+/// A new client, with nothing of its first record yet.
+fn open(stream: TcpStream, peer: SocketAddr) -> Option<Client> {
+    log::info!("connect from {peer}");
+    Some(Client {
+        stream,
+        peer,
+        buffer: Vec::new(),
+    })
 }
 
 /// Reads once, prints every complete record, keeps the partial one.

@@ -62,7 +62,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, Token};
+use reactor::{Acceptor, Backend, Events, Interest, Reactor, Token};
+use servers::server;
 
 /// What the server answers to every message, as the course's does.
 const REPLY: &[u8] = b"Receive";
@@ -84,12 +85,8 @@ struct Cli {
     backend: cli::BackendArg,
 }
 
-/// Everything the loop watches.
-enum Source {
-    Listener(UnixListener),
-    Stop(Signals),
-    Client(Client),
-}
+/// What the reactor watches: the listener, the stop signals, the clients.
+type Source = server::Source<Client, UnixListener>;
 
 /// A client: its socket, replies it has not read, a split UTF-8 character.
 struct Client {
@@ -99,13 +96,9 @@ struct Client {
     watching: Interest,
 }
 
-impl AsFd for Source {
+impl AsFd for Client {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Source::Listener(l) => l.as_fd(),
-            Source::Stop(s) => s.as_fd(),
-            Source::Client(c) => c.stream.as_fd(),
-        }
+        self.stream.as_fd()
     }
 }
 
@@ -133,9 +126,9 @@ fn main() {
     let backend = cli.backend.choose(Backend::Epoll);
     let path = cli.path;
     let (listener, file) = bind(&path).unwrap_or_else(|err| cli::fail(err));
-    let stop = cli::stop_signals();
+    let (reactor, listen) = server::with_listener(listener, backend);
     cli::announce(path.display(), backend);
-    let result = serve(listener, backend, stop);
+    let result = serve(reactor, listen);
     file.remove();
     if let Err(err) = result {
         cli::fail(err);
@@ -192,10 +185,7 @@ fn bind(path: &Path) -> Result<(UnixListener, SocketFile), String> {
 }
 
 /// The loop: accept, print, answer `Receive`, until SIGINT/SIGTERM.
-fn serve(listener: UnixListener, backend: Backend, stop: Signals) -> reactor::Result<()> {
-    let mut reactor: Reactor<Source> = Reactor::with_backend(backend)?;
-    let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
-    reactor.insert(Source::Stop(stop), Interest::READABLE)?;
+fn serve(mut reactor: Reactor<Source>, listen: Token) -> reactor::Result<()> {
     let mut acceptor = Acceptor::new();
     let mut events = Events::with_capacity(256);
     loop {
@@ -205,15 +195,18 @@ fn serve(listener: UnixListener, backend: Backend, stop: Signals) -> reactor::Re
             match reactor.get_mut(token) {
                 // Stale: closed earlier in this batch.
                 None => {}
-                Some(Source::Listener(_)) => accept_all(&mut reactor, listen, &mut acceptor)?,
-                Some(Source::Stop(signals)) => {
-                    // An empty read is a spurious wake-up, not a signal.
-                    let stop = !signals.read().unwrap_or_default().is_empty();
-                    if stop {
-                        return Ok(());
-                    }
+                Some(Source::Listener(_)) => {
+                    server::accept_all(&mut reactor, listen, &mut acceptor, open, |_, err| {
+                        log::warn!("refusing a client: {err}");
+                    })?
                 }
-                Some(Source::Client(client)) => {
+                Some(Source::Stop(signals)) => {
+                    if !server::stop_requested(signals) {
+                        continue; // a spurious wake-up of the signal pipe
+                    }
+                    return Ok(());
+                }
+                Some(Source::Conn(client)) => {
                     match handle(client, event.is_readable(), event.is_writable()) {
                         Some(interest) if interest == client.watching => {}
                         Some(interest) => {
@@ -230,33 +223,14 @@ fn serve(listener: UnixListener, backend: Backend, stop: Signals) -> reactor::Re
     }
 }
 
-/// Accepts every waiting client.
-fn accept_all(
-    reactor: &mut Reactor<Source>,
-    listen: Token,
-    acceptor: &mut Acceptor,
-) -> reactor::Result<()> {
-    loop {
-        let Some(Source::Listener(listener)) = reactor.get(listen) else {
-            return Ok(());
-        };
-        let accepted = acceptor.accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))?;
-        match accepted {
-            Accepted::Connection((stream, _)) => {
-                let client = Client {
-                    stream,
-                    pending: VecDeque::new(),
-                    partial: Vec::new(),
-                    watching: Interest::READABLE,
-                };
-                if let Err(refused) = reactor.insert(Source::Client(client), Interest::READABLE) {
-                    log::warn!("refusing a client: {}", refused.error);
-                }
-            }
-            Accepted::Shed => {}
-            Accepted::Drained => return Ok(()),
-        }
-    }
+/// A new client, with nothing queued for it.
+fn open(stream: UnixStream, _peer: std::os::unix::net::SocketAddr) -> Option<Client> {
+    Some(Client {
+        stream,
+        pending: VecDeque::new(),
+        partial: Vec::new(),
+        watching: Interest::READABLE,
+    })
 }
 
 /// Reads and prints a message, queues `Receive`, writes what the socket

@@ -1,22 +1,24 @@
-//! The course's `poll_server.py` / `epoll_server.py` loop, once, for every
-//! backend: `select_server`, `poll_server` and `epoll_server` run this same
-//! code and differ only in the backend they default to — which is the
-//! point: the loop does not change when the system call does.
+//! The steps of the course's `poll_server.py` / `epoll_server.py`, for the
+//! loops in `select_server`, `poll_server` and `epoll_server` (each example
+//! shows its loop in its own file, next to the Python it mirrors; the three
+//! loops are the same but for the backend, which is the point: the loop
+//! does not change when the system call does).
 //!
-//! Per event: the listener accepts (`Connect from <peer>`); a client's data
-//! is printed (`Receive: <text>`) and answered with `收到了`; end of file or
-//! an error unregisters and closes the client (`Disconnect <peer>`) and the
-//! socket is never touched again. SIGINT/SIGTERM close everything and
-//! return, so `main` exits 0.
+//! Per event: the listener accepts ([`accept`]: `Connect from <peer>`); a
+//! client's data is printed (`Receive: <text>`) and answered with `收到了`
+//! ([`serve`] decides, [`update`] applies); end of file or an error
+//! unregisters and closes the client (`Disconnect <peer>`) and the socket is
+//! never touched again. SIGINT/SIGTERM: [`shut_down`] closes everything.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, Token};
+use reactor::{Acceptor, Event, Interest, Reactor, Token};
 
-use crate::cli::{self, NetArgs, announce, bind_tcp, fail, stop_signals};
+use crate::cli::{self, fail};
+use crate::server;
 
 /// The reply the course sends for every message.
 const REPLY: &str = "收到了";
@@ -25,18 +27,11 @@ const REPLY: &str = "收到了";
 /// until it reads them: backpressure instead of unbounded buffering.
 const MAX_PENDING: usize = 64 * 1024;
 
-/// Everything the loop watches: the course's `fdmap` values.
-enum Source {
-    /// The listening socket (`s` in the course).
-    Listener(TcpListener),
-    /// A connected client (`c`).
-    Client(Client),
-    /// SIGINT/SIGTERM, as events.
-    Stop(Signals),
-}
+/// What the reactor watches: the listener, the stop signals, the clients.
+pub type Source = server::Source<Client>;
 
 /// A client and the replies it has not read yet.
-struct Client {
+pub struct Client {
     stream: TcpStream,
     peer: SocketAddr,
     /// Reply bytes `write` has not taken yet (a slow reader).
@@ -49,102 +44,54 @@ struct Client {
     watching: Interest,
 }
 
-impl AsFd for Source {
+impl AsFd for Client {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Source::Listener(l) => l.as_fd(),
-            Source::Client(c) => c.stream.as_fd(),
-            Source::Stop(s) => s.as_fd(),
-        }
+        self.stream.as_fd()
     }
 }
 
 /// What handling one client event decided.
-enum Next {
+pub enum Next {
     /// Keep it, watching for these.
     Keep(Interest),
     /// Close it (end of file or error).
     Close,
 }
 
-/// Runs the server until SIGINT/SIGTERM.
-pub fn run(args: &NetArgs, default_backend: Backend) {
-    let backend = args.backend.choose(default_backend);
-    let listener = bind_tcp(&args.addr);
-    let local = listener.local_addr().unwrap_or_else(|err| fail(err));
-    let mut reactor: Reactor<Source> =
-        Reactor::with_backend(backend).unwrap_or_else(|err| fail(err));
-    let listen = reactor
-        .insert(Source::Listener(listener), Interest::READABLE)
-        .unwrap_or_else(|err| fail(err));
-    reactor
-        .insert(Source::Stop(stop_signals()), Interest::READABLE)
-        .unwrap_or_else(|err| fail(err));
-    announce(local, backend);
-
-    let mut acceptor = Acceptor::new();
-    let mut events = Events::with_capacity(1024);
-    loop {
-        if let Err(err) = reactor.poll(&mut events, None) {
-            fail(err);
-        }
-        for event in &events {
-            let token = event.token();
-            match reactor.get_mut(token) {
-                // Stale: removed earlier in this batch.
-                None => {}
-                Some(Source::Listener(_)) => accept_all(&mut reactor, listen, &mut acceptor),
-                Some(Source::Stop(signals)) => {
-                    // Empty: a spurious wake-up, not a signal.
-                    let stop = !signals.read().unwrap_or_default().is_empty();
-                    if stop {
-                        shut_down(&mut reactor);
-                        return;
-                    }
-                }
-                Some(Source::Client(client)) => {
-                    let next = serve(client, event.is_readable(), event.is_writable());
-                    update(&mut reactor, token, next);
-                }
-            }
-        }
-    }
-}
-
-/// Accepts every waiting connection (the listener is level-triggered, but
-/// draining the backlog now saves a wake-up per client).
-fn accept_all(reactor: &mut Reactor<Source>, listen: Token, acceptor: &mut Acceptor) {
-    loop {
-        let Some(Source::Listener(listener)) = reactor.get(listen) else {
-            return;
-        };
-        let accepted = acceptor.accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true));
-        match accepted {
-            Ok(Accepted::Connection((stream, peer))) => {
-                cli::say(format_args!("Connect from {peer}"));
-                let client = Client {
-                    stream,
-                    peer,
-                    pending: VecDeque::new(),
-                    partial: Vec::new(),
-                    watching: Interest::READABLE,
-                };
-                if let Err(refused) = reactor.insert(Source::Client(client), Interest::READABLE) {
-                    // select on fd ≥ 1024, say: this client goes, the others stay.
-                    eprintln!("refusing {peer}: {}", refused.error);
-                    cli::say(format_args!("Disconnect {peer}"));
-                }
-            }
-            Ok(Accepted::Shed) => continue,
-            Ok(Accepted::Drained) => return,
-            Err(err) => fail(format_args!("accept failed: {err}")),
-        }
+/// Accepts every waiting client: `Connect from <peer>`, then it is
+/// registered for reading. Exits the server if `accept` fails for a reason
+/// other than an empty backlog or running out of descriptors.
+///
+/// Python: `connfd, addr = fdmap[fd].accept(); p.register(connfd, POLLIN); fdmap[connfd.fileno()] = connfd`
+pub fn accept(reactor: &mut Reactor<Source>, listen: Token, acceptor: &mut Acceptor) {
+    let accepted = server::accept_all(
+        reactor,
+        listen,
+        acceptor,
+        |stream, peer| {
+            cli::say(format_args!("Connect from {peer}"));
+            Some(Client {
+                stream,
+                peer,
+                pending: VecDeque::new(),
+                partial: Vec::new(),
+                watching: Interest::READABLE,
+            })
+        },
+        |client, err| {
+            eprintln!("refusing {}: {err}", client.peer);
+            cli::say(format_args!("Disconnect {}", client.peer));
+        },
+    );
+    if let Err(err) = accepted {
+        fail(format_args!("accept failed: {err}"));
     }
 }
 
 /// Reads what the client sent, prints it, queues a reply per chunk, and
 /// writes as much of the queue as the socket takes.
-fn serve(client: &mut Client, readable: bool, writable: bool) -> Next {
+pub fn serve(client: &mut Client, event: &Event) -> Next {
+    let (readable, writable) = (event.is_readable(), event.is_writable());
     if readable && client.pending.len() < MAX_PENDING {
         let mut buf = [0u8; 4096];
         match client.stream.read(&mut buf) {
@@ -234,10 +181,10 @@ fn flush(client: &mut Client) -> io::Result<()> {
 /// Applies `serve`'s decision. Closing means: unregister, close, print —
 /// and forget the socket (the course's version sent `收到了` on it after
 /// closing it).
-fn update(reactor: &mut Reactor<Source>, token: Token, next: Next) {
+pub fn update(reactor: &mut Reactor<Source>, token: Token, next: Next) {
     match next {
         Next::Keep(interest) => {
-            let Some(Source::Client(client)) = reactor.get_mut(token) else {
+            let Some(Source::Conn(client)) = reactor.get_mut(token) else {
                 return;
             };
             if client.watching == interest {
@@ -250,18 +197,18 @@ fn update(reactor: &mut Reactor<Source>, token: Token, next: Next) {
             }
         }
         Next::Close => {
-            if let Ok(Source::Client(client)) = reactor.remove(token) {
+            if let Ok(Source::Conn(client)) = reactor.remove(token) {
                 cli::say(format_args!("Disconnect {}", client.peer));
             }
         }
     }
 }
 
-/// Graceful stop: close every client and the listener.
-fn shut_down(reactor: &mut Reactor<Source>) {
+/// Graceful stop: close every client (`Disconnect <peer>`) and the listener.
+pub fn shut_down(reactor: &mut Reactor<Source>) {
     let tokens: Vec<Token> = reactor.iter().map(|(token, _)| token).collect();
     for token in tokens {
-        if let Ok(Source::Client(client)) = reactor.remove(token) {
+        if let Ok(Source::Conn(client)) = reactor.remove(token) {
             cli::say(format_args!("Disconnect {}", client.peer));
         }
     }

@@ -32,10 +32,12 @@
 //! of `c.send('收到了'.encode())`, and a queue for what `send` did not take.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use reactor::{Accepted, Acceptor, Backend, Error, Events, Interest, Reactor, Signals, Token};
+use reactor::{Acceptor, Backend, Error, Events, Interest, Reactor, Signals, Token};
+
+use crate::server;
 
 /// Limits of the echo engine.
 #[derive(Debug, Clone)]
@@ -56,23 +58,12 @@ impl Default for EchoConfig {
     }
 }
 
-/// Everything the reactor watches.
-enum Source {
-    /// The listening socket.
-    Listener(TcpListener),
-    /// SIGINT/SIGTERM (or whatever `stop` holds), as events.
-    Stop(Signals),
-    /// A client.
-    Conn(Conn),
-}
+/// Everything the reactor watches: the listener, the stop signals, the clients.
+type Source = server::Source<Conn>;
 
-impl AsFd for Source {
+impl AsFd for Conn {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Source::Listener(l) => l.as_fd(),
-            Source::Stop(s) => s.as_fd(),
-            Source::Conn(c) => c.stream.as_fd(),
-        }
+        self.stream.as_fd()
     }
 }
 
@@ -203,18 +194,21 @@ pub fn serve(
                     }
                 }
                 Some(Source::Listener(_)) => {
-                    accept_all(&mut reactor, listen, &mut acceptor)?;
+                    server::accept_all(&mut reactor, listen, &mut acceptor, open, |_, err| {
+                        // select and an fd ≥ 1024, say: this client goes, the others stay.
+                        log::warn!("echo: refusing a client: {err}");
+                    })?;
                 }
                 Some(Source::Stop(signals)) => {
-                    // An empty read is a spurious wake-up, not a signal.
-                    let stop = !signals.read().unwrap_or_default().is_empty();
-                    if stop {
-                        let tokens: Vec<Token> = reactor.iter().map(|(t, _)| t).collect();
-                        for token in tokens {
-                            drop(reactor.remove(token));
-                        }
-                        return Ok(());
+                    // An empty read is a spurious wake-up, not a request to stop.
+                    if !server::stop_requested(signals) {
+                        continue;
                     }
+                    let tokens: Vec<Token> = reactor.iter().map(|(t, _)| t).collect();
+                    for token in tokens {
+                        drop(reactor.remove(token));
+                    }
+                    return Ok(());
                 }
             }
         }
@@ -279,34 +273,15 @@ fn serve_conn(
     }
 }
 
-/// Accepts until the backlog is empty.
-fn accept_all(
-    reactor: &mut Reactor<Source>,
-    listen: Token,
-    acceptor: &mut Acceptor,
-) -> reactor::Result<()> {
-    loop {
-        let Some(Source::Listener(listener)) = reactor.get(listen) else {
-            return Ok(());
-        };
-        match acceptor.accept(|| listener.accept(), |(s, _)| s.set_nonblocking(true))? {
-            Accepted::Connection((stream, peer)) => {
-                // Echo answers at once; Nagle would only delay the reply.
-                let _ = stream.set_nodelay(true);
-                let conn = Conn {
-                    stream,
-                    queue: Vec::new(),
-                    head: 0,
-                    eof: false,
-                    watching: Interest::READABLE,
-                };
-                if let Err(refused) = reactor.insert(Source::Conn(conn), Interest::READABLE) {
-                    // select and an fd ≥ 1024, say: this client goes, the others stay.
-                    log::warn!("echo: refusing {peer}: {}", refused.error);
-                }
-            }
-            Accepted::Shed => {}
-            Accepted::Drained => return Ok(()),
-        }
-    }
+/// A new client's state. Echo answers at once; Nagle would only delay the
+/// reply.
+fn open(stream: TcpStream, _peer: SocketAddr) -> Option<Conn> {
+    let _ = stream.set_nodelay(true);
+    Some(Conn {
+        stream,
+        queue: Vec::new(),
+        head: 0,
+        eof: false,
+        watching: Interest::READABLE,
+    })
 }

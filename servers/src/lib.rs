@@ -10,6 +10,7 @@
 //! | [`chat`] | `epoll_chat` (and its tests, for the name rules) |
 //! | [`prefork`] | `prefork_echo` |
 //! | [`records`] | `struct_send`, `struct_recv` |
+//! | [`server`] | every server with a listener: `Source`, the accept loop |
 //!
 //! It is a package of its own (`publish = false`) rather than a module each
 //! example includes, so that every piece is compiled once and an unused one
@@ -21,3 +22,4 @@ pub mod course_server;
 pub mod echo_engine;
 pub mod prefork;
 pub mod records;
+pub mod server;
