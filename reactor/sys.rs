@@ -23,6 +23,45 @@ pub(crate) fn check(ret: c_int, call: &'static str, fd: Option<RawFd>) -> Result
     }
 }
 
+/// A system call's return type whose `-1` means "failed, see `errno`".
+pub(crate) trait MinusOne: Copy + PartialEq {
+    /// The failure value.
+    const MINUS_ONE: Self;
+}
+
+impl MinusOne for c_int {
+    const MINUS_ONE: c_int = -1;
+}
+
+impl MinusOne for isize {
+    const MINUS_ONE: isize = -1;
+}
+
+/// Calls `f` again for as long as it fails with `EINTR`, then returns its
+/// result, or the `errno` as an [`Error::Sys`] naming `call` and `fd`.
+///
+/// For calls that do not wait (`read` on a non-blocking pipe, `waitpid`
+/// with `WNOHANG`): an interrupted one is simply made again. A call that
+/// waits with a timeout goes through [`wait_retrying`] instead, which
+/// retries with the time that remains.
+pub(crate) fn retry<R: MinusOne>(
+    call: &'static str,
+    fd: Option<RawFd>,
+    mut f: impl FnMut() -> R,
+) -> Result<R> {
+    loop {
+        let ret = f();
+        if ret != R::MINUS_ONE {
+            return Ok(ret);
+        }
+        let err = Error::last_os(call, fd);
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+        log::trace!("{call} interrupted by a signal (EINTR): calling it again");
+    }
+}
+
 /// Every backend refuses negative descriptors the same way, before any
 /// system call: `-1` is what failed calls return, never a descriptor.
 pub(crate) fn check_fd(fd: RawFd) -> Result<()> {

@@ -60,7 +60,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::source::{Signals, signal_name};
 use crate::sys;
 
@@ -336,7 +336,7 @@ impl Pidfd {
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] from `pidfd_open`: `ENOSYS` on kernels before 5.3
+    /// [`Error::Sys`](crate::Error::Sys) from `pidfd_open`: `ENOSYS` on kernels before 5.3
     /// (use a [`Reaper`] instead), `ESRCH` if no such process exists (an
     /// exited but unreaped child still exists, as a zombie, so this is not
     /// racy for children).
@@ -384,7 +384,7 @@ impl Pidfd {
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] from `waitid`; `ECHILD` means the child was reaped
+    /// [`Error::Sys`](crate::Error::Sys) from `waitid`; `ECHILD` means the child was reaped
     /// elsewhere (a `waitpid(-1)` loop, or `SIGCHLD` set to `SIG_IGN`) and
     /// its status is lost.
     ///
@@ -417,22 +417,18 @@ impl Pidfd {
         }
         // SAFETY: an all-zero siginfo_t is valid; waitid fills it in.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        loop {
+        let fd = self.fd.as_raw_fd();
+        sys::retry("waitid(P_PIDFD)", Some(fd), || {
             // SAFETY: `info` is writable; the fd is a live pidfd.
-            let ret = unsafe {
+            unsafe {
                 libc::waitid(
                     libc::P_PIDFD,
-                    self.fd.as_raw_fd() as libc::id_t,
+                    fd as libc::id_t,
                     &mut info,
                     libc::WEXITED | libc::WNOHANG,
                 )
-            };
-            match sys::check(ret, "waitid(P_PIDFD)", Some(self.fd.as_raw_fd())) {
-                Ok(_) => break,
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(e) => return Err(e),
             }
-        }
+        })?;
         // SAFETY: waitid filled in a SIGCHLD-style siginfo (or left it zero).
         let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
         if pid == 0 {
@@ -458,7 +454,7 @@ impl Pidfd {
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`]; `ESRCH` if the child has already exited.
+    /// [`Error::Sys`](crate::Error::Sys); `ESRCH` if the child has already exited.
     ///
     /// # Examples
     ///
@@ -630,7 +626,7 @@ impl AsFd for Reaper {
 ///
 /// # Errors
 ///
-/// [`Error::Sys`] if `waitpid` fails with anything but `ECHILD` or `EINTR`
+/// [`Error::Sys`](crate::Error::Sys) if `waitpid` fails with anything but `ECHILD` or `EINTR`
 /// (retried).
 ///
 /// # Examples
@@ -654,18 +650,17 @@ pub fn reap_exited() -> Result<Vec<(libc::pid_t, ExitStatus)>> {
     loop {
         let mut status = 0;
         // SAFETY: `status` is a writable int.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        match pid {
+        let waited = sys::retry("waitpid(-1, WNOHANG)", None, || unsafe {
+            libc::waitpid(-1, &mut status, libc::WNOHANG)
+        });
+        match waited {
             // Children remain, none has exited.
-            0 => break,
-            -1 => match std::io::Error::last_os_error().raw_os_error() {
-                // No children at all: nothing left to reap.
-                Some(libc::ECHILD) => break,
-                Some(libc::EINTR) => continue,
-                _ => return Err(Error::last_os("waitpid(-1, WNOHANG)", None)),
-            },
+            Ok(0) => break,
+            // No children at all: nothing left to reap.
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => break,
+            Err(e) => return Err(e),
             // One exited child reaped; look for more.
-            pid => {
+            Ok(pid) => {
                 let status = ExitStatus::from_raw(status);
                 log::trace!("waitpid(-1, WNOHANG) → pid {pid} {status}: reaped");
                 reaped.push((pid, status));

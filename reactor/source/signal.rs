@@ -323,17 +323,17 @@ impl Signals {
         let mut buf = [0u8; 64];
         let mut bytes = 0;
         loop {
+            let fd = self.read.as_raw_fd();
             // SAFETY: reads at most buf.len() bytes into `buf`.
-            let n =
-                unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n == -1 {
-                let err = Error::last_os("read(signal pipe)", Some(self.read.as_raw_fd()));
-                match err.raw_os_error() {
-                    Some(libc::EAGAIN) => break,
-                    Some(libc::EINTR) => continue,
-                    _ => return Err(err),
-                }
-            }
+            let read = sys::retry("read(signal pipe)", Some(fd), || unsafe {
+                libc::read(fd, buf.as_mut_ptr().cast(), buf.len())
+            });
+            let n = match read {
+                Ok(n) => n,
+                // The pipe is empty: every pending byte was read.
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
+                Err(e) => return Err(e),
+            };
             bytes += n as usize;
             if (n as usize) < buf.len() {
                 break;
@@ -430,6 +430,11 @@ impl Drop for Signals {
 
 /// The handler: mark the signal pending and, if it was not, write its
 /// number to the pipe. Async-signal-safe (see the module docs).
+///
+/// The one system call of this crate that does not go through `sys.rs`:
+/// inside a handler nothing may allocate or take a lock, so its `write`
+/// neither retries nor builds an `Error` — a full pipe (`EAGAIN`) already
+/// holds a wake-up, and the pending flag carries which signal it was.
 extern "C" fn on_signal(signal: libc::c_int) {
     // SAFETY: __errno_location returns this thread's errno slot; restoring
     // it keeps the interrupted code's errno intact.

@@ -77,6 +77,11 @@ impl Waker {
     /// Python: `os.write(wake_w, b"x")`
     pub fn wake(&self) -> Result<()> {
         let one: u64 = 1;
+        // The one place outside sys.rs that reads errno itself: `wake` may
+        // run inside a signal handler, where only async-signal-safe work is
+        // allowed, so it neither retries nor builds an error on the common
+        // paths (EAGAIN: the counter is full, the loop is woken already;
+        // EINTR: a lost write of a wake-up that is pending anyway).
         // SAFETY: __errno_location returns the calling thread's errno slot;
         // saving and restoring it keeps a signal handler from clobbering the
         // errno of the code it interrupted.
