@@ -2,6 +2,7 @@
 //! port 0, real TCP clients, on every backend; RELIABILITY S1, S2, S3, S6,
 //! S7, S8, S9, S11 and S18.
 
+#[macro_use]
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,11 +11,33 @@ use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Example, SOON, cpu_share, for_each_backend};
+use common::{Example, SOON, cpu_share};
+use reactor::Backend;
+
+backend_tests!(
+    login_broadcast_who_quit,
+    duplicate_names_collide_after_nfkc_and_case,
+    invalid_names_are_refused_and_the_client_may_retry,
+    eof_and_reset_send_one_left_and_free_the_name,
+    impersonation_is_impossible,
+    admin_lines_from_stdin_reach_members_only,
+    line_too_long_is_dropped_and_the_client_stays,
+    login_timeout_closes_nameless_connections,
+    slowloris_during_login_is_closed_at_the_deadline,
+    room_full_past_max_clients,
+    connection_flood_is_refused_without_starving_members,
+    slow_consumer_is_dropped_and_the_room_gets_everything_in_order,
+    frozen_member_does_not_slow_the_room,
+    concurrent_senders_are_each_delivered_in_order,
+    five_hundred_clients_at_once,
+    sigterm_tells_everyone_and_exits_zero,
+    chat_client_joins_and_exits_cleanly,
+    shutdown_waits_at_most_a_second_for_a_stuck_client_and_a_second_signal_cuts_it_short,
+);
 
 /// Starts the server on `backend` with extra flags.
-fn server(backend: &str, extra: &[&str]) -> Example {
-    let mut args = vec!["--addr", "127.0.0.1:0", "--backend", backend];
+fn server(backend: Backend, extra: &[&str]) -> Example {
+    let mut args = vec!["--addr", "127.0.0.1:0", "--backend", backend.name()];
     args.extend_from_slice(extra);
     Example::start("epoll_chat", &args)
 }
@@ -180,642 +203,590 @@ fn reset(peer: Peer) {
     assert_eq!(ret, 0);
 }
 
-#[test]
-fn login_broadcast_who_quit() {
-    for_each_backend(|backend| {
-        let chat = server(backend, &[]);
-        let mut alice = Peer::login(chat.addr(), "alice");
-        let mut bob = Peer::connect(chat.addr());
-        bob.send("bob");
-        bob.expect("* welcome bob, online: alice, bob");
-        alice.expect("* bob joined");
+fn login_broadcast_who_quit(backend: Backend) {
+    let chat = server(backend, &[]);
+    let mut alice = Peer::login(chat.addr(), "alice");
+    let mut bob = Peer::connect(chat.addr());
+    bob.send("bob");
+    bob.expect("* welcome bob, online: alice, bob");
+    alice.expect("* bob joined");
 
-        // To all others, not to the sender: bob's next line is his /who.
-        bob.send("hi there");
-        alice.expect("bob: hi there");
-        bob.send("/who");
-        bob.expect("* online: alice, bob");
-        alice.send("/who");
-        alice.expect("* online: alice, bob");
+    // To all others, not to the sender: bob's next line is his /who.
+    bob.send("hi there");
+    alice.expect("bob: hi there");
+    bob.send("/who");
+    bob.expect("* online: alice, bob");
+    alice.send("/who");
+    alice.expect("* online: alice, bob");
 
-        // Partial lines across writes, several lines in one write, \r\n,
-        // empty lines ignored.
-        bob.send_bytes(b"par");
-        std::thread::sleep(Duration::from_millis(50));
-        bob.send_bytes("tial\r\nx\n\n\r\n张三说\n".as_bytes());
-        alice.expect("bob: partial");
-        alice.expect("bob: x");
-        alice.expect("bob: 张三说");
+    // Partial lines across writes, several lines in one write, \r\n,
+    // empty lines ignored.
+    bob.send_bytes(b"par");
+    std::thread::sleep(Duration::from_millis(50));
+    bob.send_bytes("tial\r\nx\n\n\r\n张三说\n".as_bytes());
+    alice.expect("bob: partial");
+    alice.expect("bob: x");
+    alice.expect("bob: 张三说");
 
-        bob.send("/quit");
+    bob.send("/quit");
+    assert!(
+        bob.expect_eof().is_empty(),
+        "[{backend}] nothing after /quit"
+    );
+    alice.expect("* bob left");
+    alice.send("/who");
+    alice.expect("* online: alice");
+}
+
+fn duplicate_names_collide_after_nfkc_and_case(backend: Backend) {
+    let chat = server(backend, &[]);
+    let _alice = Peer::login(chat.addr(), "alice");
+    let mut other = Peer::connect(chat.addr());
+    for name in ["alice", "Alice", "ＡＬＩＣＥ", "ａｌｉｃｅ"] {
+        other.send(name);
+        other.expect(&format!("! name taken: {name}"));
+    }
+    other.send("alice2");
+    other.expect("* welcome alice2, online: alice, alice2");
+}
+
+fn invalid_names_are_refused_and_the_client_may_retry(backend: Backend) {
+    let chat = server(backend, &[]);
+    let mut peer = Peer::connect(chat.addr());
+    let long = "a".repeat(33);
+    let bad: Vec<&[u8]> = vec![
+        b"\xff\xfe",
+        b"",
+        long.as_bytes(),
+        b"\x1b[2J",
+        b"bob\rx",
+        "alice\u{200B}".as_bytes(),
+        "a\u{202E}txt".as_bytes(),
+        " alice".as_bytes(),
+        "al ice".as_bytes(),
+        "al\u{3000}ice".as_bytes(),
+        b"al\tice",
+        b"[admin]",
+        b"*",
+        b"!x",
+        "［x".as_bytes(),
+        b"admin",
+        b"Server",
+        "ａｄｍｉｎ".as_bytes(),
+    ];
+    for name in bad {
+        peer.send_bytes(name);
+        peer.send_bytes(b"\n");
+        let got = peer.line();
         assert!(
-            bob.expect_eof().is_empty(),
-            "[{backend}] nothing after /quit"
+            got.starts_with("! invalid name: "),
+            "[{backend}] {name:?} → {got:?}"
         );
-        alice.expect("* bob left");
-        alice.send("/who");
-        alice.expect("* online: alice");
-    });
+    }
+    // Still in the login state: a good name works, Chinese welcome.
+    peer.send("张三");
+    peer.expect("* welcome 张三, online: 张三");
+    // 32 characters is the longest allowed.
+    let max = "é".repeat(32);
+    let _ok = Peer::login(chat.addr(), &max);
 }
 
-#[test]
-fn duplicate_names_collide_after_nfkc_and_case() {
-    for_each_backend(|backend| {
-        let chat = server(backend, &[]);
-        let _alice = Peer::login(chat.addr(), "alice");
-        let mut other = Peer::connect(chat.addr());
-        for name in ["alice", "Alice", "ＡＬＩＣＥ", "ａｌｉｃｅ"] {
-            other.send(name);
-            other.expect(&format!("! name taken: {name}"));
-        }
-        other.send("alice2");
-        other.expect("* welcome alice2, online: alice, alice2");
-    });
+fn eof_and_reset_send_one_left_and_free_the_name(backend: Backend) {
+    let chat = server(backend, &[]);
+    let mut alice = Peer::login(chat.addr(), "alice");
+    let bob = Peer::login(chat.addr(), "bob");
+    alice.expect("* bob joined");
+    drop(bob); // EOF
+    alice.expect("* bob left");
+
+    let bob = Peer::login(chat.addr(), "bob");
+    alice.expect("* bob joined");
+    reset(bob); // RST
+    alice.expect("* bob left");
+
+    // Two logins with one name in the same batch: exactly one wins.
+    let mut one = Peer::connect(chat.addr());
+    let mut two = Peer::connect(chat.addr());
+    one.send_bytes(b"dup\n");
+    two.send_bytes(b"dup\n");
+    let answers = [one.line(), two.line()];
+    let wins = answers
+        .iter()
+        .filter(|a| a.starts_with("* welcome dup, "))
+        .count();
+    let losses = answers.iter().filter(|a| *a == "! name taken: dup").count();
+    assert_eq!((wins, losses), (1, 1), "[{backend}] {answers:?}");
+    alice.expect("* dup joined");
+    drop((one, two));
+    alice.expect("* dup left");
+
+    // A loser of the name race leaving does not free the name.
+    let mut loser = Peer::connect(chat.addr());
+    loser.send("alice");
+    loser.expect("! name taken: alice");
+    reset(loser);
+    let mut again = Peer::connect(chat.addr());
+    again.send("alice");
+    again.expect("! name taken: alice");
+
+    let _bob = Peer::login(chat.addr(), "bob");
+    alice.expect("* bob joined"); // no second "left" came before it
+    alice.send("/who");
+    alice.expect("* online: alice, bob");
 }
 
-#[test]
-fn invalid_names_are_refused_and_the_client_may_retry() {
-    for_each_backend(|backend| {
-        let chat = server(backend, &[]);
-        let mut peer = Peer::connect(chat.addr());
-        let long = "a".repeat(33);
-        let bad: Vec<&[u8]> = vec![
-            b"\xff\xfe",
-            b"",
-            long.as_bytes(),
-            b"\x1b[2J",
-            b"bob\rx",
-            "alice\u{200B}".as_bytes(),
-            "a\u{202E}txt".as_bytes(),
-            " alice".as_bytes(),
-            "al ice".as_bytes(),
-            "al\u{3000}ice".as_bytes(),
-            b"al\tice",
-            b"[admin]",
-            b"*",
-            b"!x",
-            "［x".as_bytes(),
-            b"admin",
-            b"Server",
-            "ａｄｍｉｎ".as_bytes(),
-        ];
-        for name in bad {
-            peer.send_bytes(name);
-            peer.send_bytes(b"\n");
-            let got = peer.line();
-            assert!(
-                got.starts_with("! invalid name: "),
-                "[{backend}] {name:?} → {got:?}"
-            );
-        }
-        // Still in the login state: a good name works, Chinese welcome.
-        peer.send("张三");
-        peer.expect("* welcome 张三, online: 张三");
-        // 32 characters is the longest allowed.
-        let max = "é".repeat(32);
-        let _ok = Peer::login(chat.addr(), &max);
-    });
+fn impersonation_is_impossible(backend: Backend) {
+    let chat = server(backend, &[]);
+    let mut alice = Peer::login(chat.addr(), "alice");
+    let mut bob = Peer::login(chat.addr(), "bob");
+    alice.expect("* bob joined");
+    alice.send_bytes(
+        b"hi\n[admin] server shutting down\nbob: i quit\n* carol joined\n! room full\n",
+    );
+    alice
+        .send_bytes(b"\x1b[31mSYSTEM\nx\ry\n\xe2\x80\xaeevil\n\x07\x7f\xc2\x85\n/announce hello\n");
+    for want in [
+        "alice: hi",
+        "alice: [admin] server shutting down",
+        "alice: bob: i quit",
+        "alice: * carol joined",
+        "alice: ! room full",
+        "alice: [31mSYSTEM",
+        "alice: xy",
+        "alice: evil",
+        "alice: /announce hello",
+    ] {
+        bob.expect(want);
+    }
 }
 
-#[test]
-fn eof_and_reset_send_one_left_and_free_the_name() {
-    for_each_backend(|backend| {
-        let chat = server(backend, &[]);
-        let mut alice = Peer::login(chat.addr(), "alice");
-        let bob = Peer::login(chat.addr(), "bob");
-        alice.expect("* bob joined");
-        drop(bob); // EOF
-        alice.expect("* bob left");
-
-        let bob = Peer::login(chat.addr(), "bob");
-        alice.expect("* bob joined");
-        reset(bob); // RST
-        alice.expect("* bob left");
-
-        // Two logins with one name in the same batch: exactly one wins.
-        let mut one = Peer::connect(chat.addr());
-        let mut two = Peer::connect(chat.addr());
-        one.send_bytes(b"dup\n");
-        two.send_bytes(b"dup\n");
-        let answers = [one.line(), two.line()];
-        let wins = answers
-            .iter()
-            .filter(|a| a.starts_with("* welcome dup, "))
-            .count();
-        let losses = answers.iter().filter(|a| *a == "! name taken: dup").count();
-        assert_eq!((wins, losses), (1, 1), "[{backend}] {answers:?}");
-        alice.expect("* dup joined");
-        drop((one, two));
-        alice.expect("* dup left");
-
-        // A loser of the name race leaving does not free the name.
-        let mut loser = Peer::connect(chat.addr());
-        loser.send("alice");
-        loser.expect("! name taken: alice");
-        reset(loser);
-        let mut again = Peer::connect(chat.addr());
-        again.send("alice");
-        again.expect("! name taken: alice");
-
-        let _bob = Peer::login(chat.addr(), "bob");
-        alice.expect("* bob joined"); // no second "left" came before it
-        alice.send("/who");
-        alice.expect("* online: alice, bob");
+fn admin_lines_from_stdin_reach_members_only(backend: Backend) {
+    let args = ["--addr", "127.0.0.1:0", "--backend", backend.name()];
+    let mut chat = Example::start_with("epoll_chat", &args, |c| {
+        c.stdin(Stdio::piped());
     });
+    let mut alice = Peer::login(chat.addr(), "alice");
+    let mut bob = Peer::login(chat.addr(), "bob");
+    alice.expect("* bob joined");
+    let mut naming = Peer::connect(chat.addr());
+    let mut stdin = chat.stdin.take().unwrap();
+    stdin
+        .write_all("hello everyone\n\n公告\n".as_bytes())
+        .unwrap();
+    stdin.flush().unwrap();
+    for peer in [&mut alice, &mut bob] {
+        peer.expect("[admin] hello everyone");
+        peer.expect("[admin] 公告");
+    }
+    naming.expect_silence(Duration::from_millis(200));
+    // End of stdin does not stop the server.
+    drop(stdin);
+    std::thread::sleep(Duration::from_millis(100));
+    naming.send("carol");
+    naming.expect("* welcome carol, online: alice, bob, carol");
+    alice.expect("* carol joined");
 }
 
-#[test]
-fn impersonation_is_impossible() {
-    for_each_backend(|backend| {
-        let chat = server(backend, &[]);
-        let mut alice = Peer::login(chat.addr(), "alice");
-        let mut bob = Peer::login(chat.addr(), "bob");
-        alice.expect("* bob joined");
-        alice.send_bytes(
-            b"hi\n[admin] server shutting down\nbob: i quit\n* carol joined\n! room full\n",
-        );
-        alice.send_bytes(
-            b"\x1b[31mSYSTEM\nx\ry\n\xe2\x80\xaeevil\n\x07\x7f\xc2\x85\n/announce hello\n",
-        );
-        for want in [
-            "alice: hi",
-            "alice: [admin] server shutting down",
-            "alice: bob: i quit",
-            "alice: * carol joined",
-            "alice: ! room full",
-            "alice: [31mSYSTEM",
-            "alice: xy",
-            "alice: evil",
-            "alice: /announce hello",
-        ] {
-            bob.expect(want);
-        }
-    });
+fn line_too_long_is_dropped_and_the_client_stays(backend: Backend) {
+    let chat = server(backend, &["--max-line", "16"]);
+    let mut naming = Peer::connect(chat.addr());
+    naming.send(&"n".repeat(17));
+    naming.expect("! line too long");
+    let mut alice = Peer::login(chat.addr(), "alice");
+    let mut bob = Peer::login(chat.addr(), "bob");
+    alice.expect("* bob joined");
+    bob.send(&"x".repeat(16)); // exactly max-line: fine
+    alice.expect(&format!("bob: {}", "x".repeat(16)));
+    bob.send(&"y".repeat(17));
+    bob.expect("! line too long");
+    // 1 MiB without a newline (S3): one answer, memory stays bounded.
+    let big = vec![b'z'; 1 << 20];
+    bob.send_bytes(&big);
+    bob.send_bytes(b"\nafter\n");
+    bob.expect("! line too long");
+    alice.expect("bob: after");
+    bob.send("/who");
+    bob.expect("* online: alice, bob");
 }
 
-#[test]
-fn admin_lines_from_stdin_reach_members_only() {
-    for_each_backend(|backend| {
-        let args = ["--addr", "127.0.0.1:0", "--backend", backend];
-        let mut chat = Example::start_with("epoll_chat", &args, |c| {
-            c.stdin(Stdio::piped());
-        });
-        let mut alice = Peer::login(chat.addr(), "alice");
-        let mut bob = Peer::login(chat.addr(), "bob");
-        alice.expect("* bob joined");
-        let mut naming = Peer::connect(chat.addr());
-        let mut stdin = chat.stdin.take().unwrap();
-        stdin
-            .write_all("hello everyone\n\n公告\n".as_bytes())
-            .unwrap();
-        stdin.flush().unwrap();
-        for peer in [&mut alice, &mut bob] {
-            peer.expect("[admin] hello everyone");
-            peer.expect("[admin] 公告");
-        }
-        naming.expect_silence(Duration::from_millis(200));
-        // End of stdin does not stop the server.
-        drop(stdin);
-        std::thread::sleep(Duration::from_millis(100));
-        naming.send("carol");
-        naming.expect("* welcome carol, online: alice, bob, carol");
-        alice.expect("* carol joined");
-    });
+fn login_timeout_closes_nameless_connections(backend: Backend) {
+    let chat = server(backend, &["--login-timeout", "0.5"]);
+    let mut alice = Peer::login(chat.addr(), "alice");
+    let start = Instant::now();
+    let mut idle = Peer::connect(chat.addr());
+    idle.expect("! login timeout");
+    assert!(idle.expect_eof().is_empty());
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "[{backend}] {took:?}"
+    );
+    // A member is not timed out.
+    std::thread::sleep(Duration::from_millis(300));
+    alice.send("/who");
+    alice.expect("* online: alice");
 }
 
-#[test]
-fn line_too_long_is_dropped_and_the_client_stays() {
-    for_each_backend(|backend| {
-        let chat = server(backend, &["--max-line", "16"]);
-        let mut naming = Peer::connect(chat.addr());
-        naming.send(&"n".repeat(17));
-        naming.expect("! line too long");
-        let mut alice = Peer::login(chat.addr(), "alice");
-        let mut bob = Peer::login(chat.addr(), "bob");
-        alice.expect("* bob joined");
-        bob.send(&"x".repeat(16)); // exactly max-line: fine
-        alice.expect(&format!("bob: {}", "x".repeat(16)));
-        bob.send(&"y".repeat(17));
-        bob.expect("! line too long");
-        // 1 MiB without a newline (S3): one answer, memory stays bounded.
-        let big = vec![b'z'; 1 << 20];
-        bob.send_bytes(&big);
-        bob.send_bytes(b"\nafter\n");
-        bob.expect("! line too long");
-        alice.expect("bob: after");
-        bob.send("/who");
-        bob.expect("* online: alice, bob");
-    });
-}
-
-#[test]
-fn login_timeout_closes_nameless_connections() {
-    for_each_backend(|backend| {
-        let chat = server(backend, &["--login-timeout", "0.5"]);
-        let mut alice = Peer::login(chat.addr(), "alice");
-        let start = Instant::now();
-        let mut idle = Peer::connect(chat.addr());
-        idle.expect("! login timeout");
-        assert!(idle.expect_eof().is_empty());
-        let took = start.elapsed();
-        assert!(
-            took >= Duration::from_millis(400) && took < Duration::from_secs(3),
-            "[{backend}] {took:?}"
-        );
-        // A member is not timed out.
-        std::thread::sleep(Duration::from_millis(300));
-        alice.send("/who");
-        alice.expect("* online: alice");
-    });
-}
-
-#[test]
-fn slowloris_during_login_is_closed_at_the_deadline() {
+fn slowloris_during_login_is_closed_at_the_deadline(backend: Backend) {
     // RELIABILITY S2: many connections trickle a name and never end the
     // line; they are closed at the login deadline, and a real user still
     // gets in at once.
-    for_each_backend(|backend| {
-        let chat = server(backend, &["--login-timeout", "1"]);
-        let start = Instant::now();
-        let mut slow: Vec<Peer> = (0..100).map(|_| Peer::connect(chat.addr())).collect();
+    let chat = server(backend, &["--login-timeout", "1"]);
+    let start = Instant::now();
+    let mut slow: Vec<Peer> = (0..100).map(|_| Peer::connect(chat.addr())).collect();
+    for peer in &mut slow {
+        peer.send_bytes(b"al");
+    }
+    let alice_start = Instant::now();
+    let _alice = Peer::login(chat.addr(), "alice");
+    assert!(
+        alice_start.elapsed() < Duration::from_secs(1),
+        "[{backend}] legit login slow"
+    );
+    // Trickle one byte every 100 ms until the deadline has passed.
+    while start.elapsed() < Duration::from_millis(700) {
         for peer in &mut slow {
-            peer.send_bytes(b"al");
+            peer.send_bytes(b"x");
         }
-        let alice_start = Instant::now();
-        let _alice = Peer::login(chat.addr(), "alice");
-        assert!(
-            alice_start.elapsed() < Duration::from_secs(1),
-            "[{backend}] legit login slow"
-        );
-        // Trickle one byte every 100 ms until the deadline has passed.
-        while start.elapsed() < Duration::from_millis(700) {
-            for peer in &mut slow {
-                peer.send_bytes(b"x");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        for peer in &mut slow {
-            peer.expect("! login timeout");
-            assert!(peer.expect_eof().is_empty());
-        }
-        let took = start.elapsed();
-        assert!(
-            took >= Duration::from_millis(900) && took < Duration::from_secs(4),
-            "[{backend}] {took:?}"
-        );
-    });
-}
-
-#[test]
-fn room_full_past_max_clients() {
-    for_each_backend(|backend| {
-        let chat = server(backend, &["--max-clients", "3"]);
-        let mut alice = Peer::login(chat.addr(), "alice");
-        let _bob = Peer::login(chat.addr(), "bob");
-        alice.expect("* bob joined");
-        let naming = Peer::connect(chat.addr()); // not logged in: still counts
-        let mut fourth = Peer::connect_raw(chat.addr());
-        fourth.expect("! room full");
-        assert!(fourth.expect_eof().is_empty());
-        // A burst past the cap (S9): every one refused, the room unharmed.
-        let mut burst: Vec<Peer> = (0..30).map(|_| Peer::connect_raw(chat.addr())).collect();
-        for peer in &mut burst {
-            peer.expect("! room full");
-            assert!(peer.expect_eof().is_empty());
-        }
-        alice.send("/who");
-        alice.expect("* online: alice, bob");
-        drop(naming);
         std::thread::sleep(Duration::from_millis(100));
-        let _carol = Peer::login(chat.addr(), "carol");
-    });
+    }
+    for peer in &mut slow {
+        peer.expect("! login timeout");
+        assert!(peer.expect_eof().is_empty());
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "[{backend}] {took:?}"
+    );
 }
 
-#[test]
-fn connection_flood_is_refused_without_starving_members() {
+fn room_full_past_max_clients(backend: Backend) {
+    let chat = server(backend, &["--max-clients", "3"]);
+    let mut alice = Peer::login(chat.addr(), "alice");
+    let _bob = Peer::login(chat.addr(), "bob");
+    alice.expect("* bob joined");
+    let naming = Peer::connect(chat.addr()); // not logged in: still counts
+    let mut fourth = Peer::connect_raw(chat.addr());
+    fourth.expect("! room full");
+    assert!(fourth.expect_eof().is_empty());
+    // A burst past the cap (S9): every one refused, the room unharmed.
+    let mut burst: Vec<Peer> = (0..30).map(|_| Peer::connect_raw(chat.addr())).collect();
+    for peer in &mut burst {
+        peer.expect("! room full");
+        assert!(peer.expect_eof().is_empty());
+    }
+    alice.send("/who");
+    alice.expect("* online: alice, bob");
+    drop(naming);
+    std::thread::sleep(Duration::from_millis(100));
+    let _carol = Peer::login(chat.addr(), "carol");
+}
+
+fn connection_flood_is_refused_without_starving_members(backend: Backend) {
     // RELIABILITY S9 and L3: a flood past --max-clients, with the server
     // also out of descriptors; members keep chatting, no spin, recovery.
-    for_each_backend(|backend| {
-        let args = [
-            "--addr",
-            "127.0.0.1:0",
-            "--backend",
-            backend,
-            "--max-clients",
-            "40",
-        ];
-        let chat = Example::start_with("epoll_chat", &args, |c| {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setrlimit is async-signal-safe; only our child's limit changes.
-            unsafe {
-                c.pre_exec(|| {
-                    let lim = libc::rlimit {
-                        rlim_cur: 32,
-                        rlim_max: 32,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--backend",
+        backend.name(),
+        "--max-clients",
+        "40",
+    ];
+    let chat = Example::start_with("epoll_chat", &args, |c| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe; only our child's limit changes.
+        unsafe {
+            c.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 32,
+                    rlim_max: 32,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let mut alice = Peer::login(chat.addr(), "alice");
+    let mut bob = Peer::login(chat.addr(), "bob");
+    alice.expect("* bob joined");
+    // 300 connection attempts, all held open.
+    let flood: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect(chat.addr()).ok())
+        .collect();
+    assert!(flood.len() > 100, "[{backend}] the backlog took too few");
+    let start = Instant::now();
+    bob.send("still here");
+    alice.expect("bob: still here");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "[{backend}] member starved"
+    );
+    let cpu = cpu_share(chat.pid(), Duration::from_millis(500));
+    assert!(
+        cpu < 0.5,
+        "[{backend}] spinning under the flood: {cpu:.2} of a core"
+    );
+    drop(flood);
+    std::thread::sleep(Duration::from_millis(300));
+    let _carol = Peer::login(chat.addr(), "carol");
+    alice.expect("* carol joined");
+}
+
+fn slow_consumer_is_dropped_and_the_room_gets_everything_in_order(backend: Backend) {
+    // RELIABILITY S1: X never reads; Y floods; Z reads everything.
+    let chat = server(backend, &["--max-queue", "65536"]);
+    let mut z = Peer::login(chat.addr(), "z");
+    let x = Peer::connect_raw(chat.addr());
+    set_int_opt(&x.stream, libc::SOL_SOCKET, libc::SO_RCVBUF, 4096);
+    let mut x = x;
+    x.line();
+    x.send("x");
+    x.line();
+    z.expect("* x joined");
+    let mut y = Peer::login(chat.addr(), "y");
+    z.expect("* y joined");
+
+    const LINES: usize = 30_000;
+    let reader = std::thread::spawn(move || {
+        let mut next = 0;
+        let mut too_slow = 0;
+        while next < LINES {
+            let line = z.line();
+            if line == "* x left (too slow)" {
+                too_slow += 1;
+                continue;
             }
-        });
-        let mut alice = Peer::login(chat.addr(), "alice");
-        let mut bob = Peer::login(chat.addr(), "bob");
-        alice.expect("* bob joined");
-        // 300 connection attempts, all held open.
-        let flood: Vec<TcpStream> = (0..300)
-            .filter_map(|_| TcpStream::connect(chat.addr()).ok())
-            .collect();
-        assert!(flood.len() > 100, "[{backend}] the backlog took too few");
+            let want = format!("y: {next:05} {}", "m".repeat(190));
+            assert_eq!(line, want, "out of order or damaged");
+            next += 1;
+        }
+        (too_slow, z)
+    });
+    for i in 0..LINES {
+        y.send(&format!("{i:05} {}", "m".repeat(190)));
+    }
+    let (too_slow, mut z) = reader.join().expect("reader");
+    // Exactly one notice, in the stream or right after it.
+    let too_slow = if too_slow == 0 {
+        z.expect("* x left (too slow)");
+        1
+    } else {
+        too_slow
+    };
+    assert_eq!(too_slow, 1, "[{backend}]");
+    // X is gone from the room. (Reading X to its end of file is not
+    // tested: with a 4 KiB window the kernel's zero-window probes back
+    // off to minutes.)
+    drop(x);
+    z.send("/who");
+    z.expect("* online: z, y");
+    let rss = vm_rss_kib(chat.pid());
+    assert!(
+        rss < 64 * 1024,
+        "[{backend}] server RSS {rss} KiB after the flood"
+    );
+}
+
+fn frozen_member_does_not_slow_the_room(backend: Backend) {
+    // RELIABILITY S11: a member that stops reading (as if SIGSTOPped).
+    let chat = server(backend, &[]);
+    let _frozen = Peer::login(chat.addr(), "frozen");
+    let mut alice = Peer::login(chat.addr(), "alice");
+    let mut bob = Peer::login(chat.addr(), "bob");
+    alice.expect("* bob joined");
+    for i in 0..200 {
         let start = Instant::now();
-        bob.send("still here");
-        alice.expect("bob: still here");
+        alice.send(&format!("message {i}"));
+        bob.expect(&format!("alice: message {i}"));
         assert!(
             start.elapsed() < Duration::from_secs(1),
-            "[{backend}] member starved"
+            "[{backend}] slowed by the frozen member"
         );
-        let cpu = cpu_share(chat.pid(), Duration::from_millis(500));
-        assert!(
-            cpu < 0.5,
-            "[{backend}] spinning under the flood: {cpu:.2} of a core"
-        );
-        drop(flood);
-        std::thread::sleep(Duration::from_millis(300));
-        let _carol = Peer::login(chat.addr(), "carol");
-        alice.expect("* carol joined");
-    });
+    }
 }
 
-#[test]
-fn slow_consumer_is_dropped_and_the_room_gets_everything_in_order() {
-    // RELIABILITY S1: X never reads; Y floods; Z reads everything.
-    for_each_backend(|backend| {
-        let chat = server(backend, &["--max-queue", "65536"]);
-        let mut z = Peer::login(chat.addr(), "z");
-        let x = Peer::connect_raw(chat.addr());
-        set_int_opt(&x.stream, libc::SOL_SOCKET, libc::SO_RCVBUF, 4096);
-        let mut x = x;
-        x.line();
-        x.send("x");
-        x.line();
-        z.expect("* x joined");
-        let mut y = Peer::login(chat.addr(), "y");
-        z.expect("* y joined");
-
-        const LINES: usize = 30_000;
-        let reader = std::thread::spawn(move || {
-            let mut next = 0;
-            let mut too_slow = 0;
-            while next < LINES {
-                let line = z.line();
-                if line == "* x left (too slow)" {
-                    too_slow += 1;
-                    continue;
+fn concurrent_senders_are_each_delivered_in_order(backend: Backend) {
+    let chat = server(backend, &[]);
+    const SENDERS: usize = 4;
+    const EACH: usize = 300;
+    let mut receivers: Vec<Peer> = (0..2)
+        .map(|i| Peer::login(chat.addr(), &format!("r{i}")))
+        .collect();
+    let mut senders: Vec<Peer> = (0..SENDERS)
+        .map(|i| Peer::login(chat.addr(), &format!("s{i}")))
+        .collect();
+    for r in &mut receivers {
+        // joined lines for r1 (only r0) and the senders
+        let joins = if r.what == "r0" { 1 + SENDERS } else { SENDERS };
+        for _ in 0..joins {
+            assert!(r.line().ends_with(" joined"));
+        }
+    }
+    let threads: Vec<_> = senders
+        .drain(..)
+        .enumerate()
+        .map(|(i, mut s)| {
+            std::thread::spawn(move || {
+                for n in 0..EACH {
+                    s.send(&format!("{i} {n}"));
                 }
-                let want = format!("y: {next:05} {}", "m".repeat(190));
-                assert_eq!(line, want, "out of order or damaged");
-                next += 1;
-            }
-            (too_slow, z)
-        });
-        for i in 0..LINES {
-            y.send(&format!("{i:05} {}", "m".repeat(190)));
-        }
-        let (too_slow, mut z) = reader.join().expect("reader");
-        // Exactly one notice, in the stream or right after it.
-        let too_slow = if too_slow == 0 {
-            z.expect("* x left (too slow)");
-            1
-        } else {
-            too_slow
-        };
-        assert_eq!(too_slow, 1, "[{backend}]");
-        // X is gone from the room. (Reading X to its end of file is not
-        // tested: with a 4 KiB window the kernel's zero-window probes back
-        // off to minutes.)
-        drop(x);
-        z.send("/who");
-        z.expect("* online: z, y");
-        let rss = vm_rss_kib(chat.pid());
-        assert!(
-            rss < 64 * 1024,
-            "[{backend}] server RSS {rss} KiB after the flood"
-        );
-    });
-}
-
-#[test]
-fn frozen_member_does_not_slow_the_room() {
-    // RELIABILITY S11: a member that stops reading (as if SIGSTOPped).
-    for_each_backend(|backend| {
-        let chat = server(backend, &[]);
-        let _frozen = Peer::login(chat.addr(), "frozen");
-        let mut alice = Peer::login(chat.addr(), "alice");
-        let mut bob = Peer::login(chat.addr(), "bob");
-        alice.expect("* bob joined");
-        for i in 0..200 {
-            let start = Instant::now();
-            alice.send(&format!("message {i}"));
-            bob.expect(&format!("alice: message {i}"));
-            assert!(
-                start.elapsed() < Duration::from_secs(1),
-                "[{backend}] slowed by the frozen member"
-            );
-        }
-    });
-}
-
-#[test]
-fn concurrent_senders_are_each_delivered_in_order() {
-    for_each_backend(|backend| {
-        let chat = server(backend, &[]);
-        const SENDERS: usize = 4;
-        const EACH: usize = 300;
-        let mut receivers: Vec<Peer> = (0..2)
-            .map(|i| Peer::login(chat.addr(), &format!("r{i}")))
-            .collect();
-        let mut senders: Vec<Peer> = (0..SENDERS)
-            .map(|i| Peer::login(chat.addr(), &format!("s{i}")))
-            .collect();
-        for r in &mut receivers {
-            // joined lines for r1 (only r0) and the senders
-            let joins = if r.what == "r0" { 1 + SENDERS } else { SENDERS };
-            for _ in 0..joins {
-                assert!(r.line().ends_with(" joined"));
-            }
-        }
-        let threads: Vec<_> = senders
-            .drain(..)
-            .enumerate()
-            .map(|(i, mut s)| {
-                std::thread::spawn(move || {
-                    for n in 0..EACH {
-                        s.send(&format!("{i} {n}"));
-                    }
-                    s
-                })
+                s
             })
-            .collect();
-        for r in &mut receivers {
-            let mut next = [0usize; SENDERS];
-            let mut got = 0;
-            while got < SENDERS * EACH {
-                let line = r.line();
-                if line.ends_with(" joined") {
-                    continue;
-                }
-                let (name, text) = line.split_once(": ").expect("a message");
-                let (i, n) = text.split_once(' ').unwrap();
-                let i: usize = i.parse().unwrap();
-                assert_eq!(name, format!("s{i}"));
-                assert_eq!(
-                    n.parse::<usize>().unwrap(),
-                    next[i],
-                    "[{backend}] sender {i} reordered"
-                );
-                next[i] += 1;
-                got += 1;
+        })
+        .collect();
+    for r in &mut receivers {
+        let mut next = [0usize; SENDERS];
+        let mut got = 0;
+        while got < SENDERS * EACH {
+            let line = r.line();
+            if line.ends_with(" joined") {
+                continue;
             }
+            let (name, text) = line.split_once(": ").expect("a message");
+            let (i, n) = text.split_once(' ').unwrap();
+            let i: usize = i.parse().unwrap();
+            assert_eq!(name, format!("s{i}"));
+            assert_eq!(
+                n.parse::<usize>().unwrap(),
+                next[i],
+                "[{backend}] sender {i} reordered"
+            );
+            next[i] += 1;
+            got += 1;
         }
-        for t in threads {
-            t.join().unwrap();
-        }
-    });
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
 }
 
-#[test]
-fn five_hundred_clients_at_once() {
-    for_each_backend(|backend| {
-        let chat = server(backend, &[]);
-        const N: usize = 500;
-        // Connect everyone first (one thread: the server's queues and the
-        // kernel's buffers hold the lines until each client reads).
-        let mut peers: Vec<Peer> = (0..N).map(|_| Peer::connect(chat.addr())).collect();
-        for (i, peer) in peers.iter_mut().enumerate() {
-            peer.send(&format!("c{i}"));
-        }
-        for (i, peer) in peers.iter_mut().enumerate() {
-            let welcome = peer.line();
-            // Join order is the server's arrival order, which a loaded
-            // machine may shuffle; what matters is that everyone is in.
-            assert!(
-                welcome.starts_with(&format!("* welcome c{i}, online: ")),
-                "[{backend}] {welcome}"
-            );
-        }
-        peers[0].send("hello 500");
-        for peer in peers.iter_mut().skip(1) {
-            loop {
-                let line = peer.line();
-                if line == "c0: hello 500" {
-                    break;
-                }
-                assert!(line.ends_with(" joined"), "[{backend}] {line}");
-            }
-        }
-        peers[1].send("/who");
+fn five_hundred_clients_at_once(backend: Backend) {
+    let chat = server(backend, &[]);
+    const N: usize = 500;
+    // Connect everyone first (one thread: the server's queues and the
+    // kernel's buffers hold the lines until each client reads).
+    let mut peers: Vec<Peer> = (0..N).map(|_| Peer::connect(chat.addr())).collect();
+    for (i, peer) in peers.iter_mut().enumerate() {
+        peer.send(&format!("c{i}"));
+    }
+    for (i, peer) in peers.iter_mut().enumerate() {
+        let welcome = peer.line();
+        // Join order is the server's arrival order, which a loaded
+        // machine may shuffle; what matters is that everyone is in.
+        assert!(
+            welcome.starts_with(&format!("* welcome c{i}, online: ")),
+            "[{backend}] {welcome}"
+        );
+    }
+    peers[0].send("hello 500");
+    for peer in peers.iter_mut().skip(1) {
         loop {
-            let line = peers[1].line();
-            if let Some(list) = line.strip_prefix("* online: ") {
-                assert_eq!(list.split(", ").count(), N);
+            let line = peer.line();
+            if line == "c0: hello 500" {
                 break;
             }
+            assert!(line.ends_with(" joined"), "[{backend}] {line}");
         }
-    });
+    }
+    peers[1].send("/who");
+    loop {
+        let line = peers[1].line();
+        if let Some(list) = line.strip_prefix("* online: ") {
+            assert_eq!(list.split(", ").count(), N);
+            break;
+        }
+    }
 }
 
-#[test]
-fn sigterm_tells_everyone_and_exits_zero() {
+fn sigterm_tells_everyone_and_exits_zero(backend: Backend) {
     // RELIABILITY S18: 50 clients, some chatting, some still naming.
-    for_each_backend(|backend| {
-        let mut chat = server(backend, &[]);
-        let mut members: Vec<Peer> = (0..40)
-            .map(|i| Peer::login(chat.addr(), &format!("m{i}")))
-            .collect();
-        let mut naming: Vec<Peer> = (0..10).map(|_| Peer::connect(chat.addr())).collect();
-        for (i, m) in members.iter_mut().enumerate().take(10) {
-            for n in 0..20 {
-                m.send(&format!("busy {i} {n}"));
-            }
+    let mut chat = server(backend, &[]);
+    let mut members: Vec<Peer> = (0..40)
+        .map(|i| Peer::login(chat.addr(), &format!("m{i}")))
+        .collect();
+    let mut naming: Vec<Peer> = (0..10).map(|_| Peer::connect(chat.addr())).collect();
+    for (i, m) in members.iter_mut().enumerate().take(10) {
+        for n in 0..20 {
+            m.send(&format!("busy {i} {n}"));
         }
-        std::thread::sleep(Duration::from_millis(50));
-        chat.signal(libc::SIGTERM);
-        for peer in members.iter_mut().chain(naming.iter_mut()) {
-            let lines = peer.expect_eof();
-            assert_eq!(
-                lines.last().map(String::as_str),
-                Some("* server shutting down"),
-                "[{backend}] {}",
-                peer.what
-            );
-        }
-        let status = chat.wait_exit(Duration::from_secs(3));
-        assert_eq!(status.code(), Some(0), "[{backend}]");
-    });
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    chat.signal(libc::SIGTERM);
+    for peer in members.iter_mut().chain(naming.iter_mut()) {
+        let lines = peer.expect_eof();
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("* server shutting down"),
+            "[{backend}] {}",
+            peer.what
+        );
+    }
+    let status = chat.wait_exit(Duration::from_secs(3));
+    assert_eq!(status.code(), Some(0), "[{backend}]");
 }
 
-#[test]
-fn chat_client_joins_and_exits_cleanly() {
-    for_each_backend(|backend| {
-        let chat = server(backend, &[]);
-        let mut alice = Peer::login(chat.addr(), "alice");
-        let mut client = Command::new(common::example_path("chat_client"))
-            .args(["--addr", &chat.listening_on, "--backend", backend])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn chat_client");
-        let mut stdin = client.stdin.take().unwrap();
-        stdin.write_all(b"bob\nhello from bob\n").unwrap();
-        alice.expect("* bob joined");
-        alice.expect("bob: hello from bob");
-        alice.send("hi bob");
-        std::thread::sleep(Duration::from_millis(200));
-        drop(stdin); // end of input: bob leaves, the client exits 0
-        alice.expect("* bob left");
-        let deadline = Instant::now() + SOON;
-        let status = loop {
-            if let Some(status) = client.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "chat_client did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert_eq!(status.code(), Some(0));
-        let mut out = String::new();
-        client
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        assert!(out.contains("* welcome bob, online: alice, bob\n"), "{out}");
-        assert!(out.contains("alice: hi bob\n"), "{out}");
+fn chat_client_joins_and_exits_cleanly(backend: Backend) {
+    let chat = server(backend, &[]);
+    let mut alice = Peer::login(chat.addr(), "alice");
+    let mut client = Command::new(common::example_path("chat_client"))
+        .args(["--addr", &chat.listening_on, "--backend", backend.name()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn chat_client");
+    let mut stdin = client.stdin.take().unwrap();
+    stdin.write_all(b"bob\nhello from bob\n").unwrap();
+    alice.expect("* bob joined");
+    alice.expect("bob: hello from bob");
+    alice.send("hi bob");
+    std::thread::sleep(Duration::from_millis(200));
+    drop(stdin); // end of input: bob leaves, the client exits 0
+    alice.expect("* bob left");
+    let deadline = Instant::now() + SOON;
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "chat_client did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut out = String::new();
+    client
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.contains("* welcome bob, online: alice, bob\n"), "{out}");
+    assert!(out.contains("alice: hi bob\n"), "{out}");
 
-        // The server going away ends the client too.
-        let mut client = Command::new(common::example_path("chat_client"))
-            .args(["--addr", &chat.listening_on])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        chat.signal(libc::SIGTERM);
-        let deadline = Instant::now() + SOON;
-        let status = loop {
-            if let Some(status) = client.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chat_client did not exit after the server"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert_eq!(status.code(), Some(0));
-    });
+    // The server going away ends the client too.
+    let mut client = Command::new(common::example_path("chat_client"))
+        .args(["--addr", &chat.listening_on])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    chat.signal(libc::SIGTERM);
+    let deadline = Instant::now() + SOON;
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chat_client did not exit after the server"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
 }
 
 #[test]
@@ -835,62 +806,61 @@ fn bad_flags_exit_2() {
     }
 }
 
-#[test]
-fn shutdown_waits_at_most_a_second_for_a_stuck_client_and_a_second_signal_cuts_it_short() {
+fn shutdown_waits_at_most_a_second_for_a_stuck_client_and_a_second_signal_cuts_it_short(
+    backend: Backend,
+) {
     // RELIABILITY S18: queues are flushed within a bound; a second signal
     // stops at once.
-    for_each_backend(|backend| {
-        for signals in [1, 2] {
-            let mut chat = server(backend, &["--max-queue", "8388608"]);
-            let mut z = Peer::login(chat.addr(), "z");
-            let x = Peer::connect_raw(chat.addr());
-            set_int_opt(&x.stream, libc::SOL_SOCKET, libc::SO_RCVBUF, 4096);
-            let mut x = x;
-            x.line();
-            x.send("x");
-            x.line();
-            z.expect("* x joined");
-            let mut y = Peer::login(chat.addr(), "y");
-            z.expect("* y joined");
-            // 6 MB for x, who never reads: more than the kernel buffers (the
-            // send buffer autotunes up to tcp_wmem's 4 MB).
-            const LINES: usize = 30_000;
-            let reader = std::thread::spawn(move || {
-                for _ in 0..LINES {
-                    z.line();
-                }
-                z
-            });
-            let line = "m".repeat(200);
+    for signals in [1, 2] {
+        let mut chat = server(backend, &["--max-queue", "8388608"]);
+        let mut z = Peer::login(chat.addr(), "z");
+        let x = Peer::connect_raw(chat.addr());
+        set_int_opt(&x.stream, libc::SOL_SOCKET, libc::SO_RCVBUF, 4096);
+        let mut x = x;
+        x.line();
+        x.send("x");
+        x.line();
+        z.expect("* x joined");
+        let mut y = Peer::login(chat.addr(), "y");
+        z.expect("* y joined");
+        // 6 MB for x, who never reads: more than the kernel buffers (the
+        // send buffer autotunes up to tcp_wmem's 4 MB).
+        const LINES: usize = 30_000;
+        let reader = std::thread::spawn(move || {
             for _ in 0..LINES {
-                y.send(&line);
+                z.line();
             }
-            let mut z = reader.join().unwrap();
-            let start = Instant::now();
-            chat.signal(libc::SIGTERM);
-            if signals == 2 {
-                std::thread::sleep(Duration::from_millis(100));
-                chat.signal(libc::SIGINT);
-            }
-            let status = chat.wait_exit(Duration::from_secs(5));
-            let took = start.elapsed();
-            assert_eq!(status.code(), Some(0), "[{backend}]");
-            if signals == 1 {
-                assert!(
-                    took >= Duration::from_millis(800) && took < Duration::from_millis(2500),
-                    "[{backend}] {took:?}"
-                );
-            } else {
-                assert!(
-                    took < Duration::from_millis(800),
-                    "[{backend}] second signal: {took:?}"
-                );
-            }
-            assert_eq!(
-                z.expect_eof().last().map(String::as_str),
-                Some("* server shutting down")
-            );
-            drop(x);
+            z
+        });
+        let line = "m".repeat(200);
+        for _ in 0..LINES {
+            y.send(&line);
         }
-    });
+        let mut z = reader.join().unwrap();
+        let start = Instant::now();
+        chat.signal(libc::SIGTERM);
+        if signals == 2 {
+            std::thread::sleep(Duration::from_millis(100));
+            chat.signal(libc::SIGINT);
+        }
+        let status = chat.wait_exit(Duration::from_secs(5));
+        let took = start.elapsed();
+        assert_eq!(status.code(), Some(0), "[{backend}]");
+        if signals == 1 {
+            assert!(
+                took >= Duration::from_millis(800) && took < Duration::from_millis(2500),
+                "[{backend}] {took:?}"
+            );
+        } else {
+            assert!(
+                took < Duration::from_millis(800),
+                "[{backend}] second signal: {took:?}"
+            );
+        }
+        assert_eq!(
+            z.expect_eof().last().map(String::as_str),
+            Some("* server shutting down")
+        );
+        drop(x);
+    }
 }

@@ -4,6 +4,7 @@
 //! (never a raw `fork` in the multi-threaded harness). A `Reaper` reaps
 //! *every* child of the process, so the tests take turns (`LOCK`).
 
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -13,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{SOON, for_each_backend, zombies};
-use reactor::{ChildMode, Events, ExitStatus, Interest, Pidfd, Reactor, Reaper, Token};
+use common::{SOON, zombies};
+use reactor::{Backend, ChildMode, Events, ExitStatus, Interest, Pidfd, Reactor, Reaper, Token};
 
 /// Children and SIGCHLD are per process: one test at a time.
 static LOCK: Mutex<()> = Mutex::new(());
@@ -78,12 +79,12 @@ impl std::os::fd::AsFd for Source {
 /// Watches `pids` in `mode` on `backend` until all have been reaped (or
 /// `SOON` passes) and returns each one's status.
 fn watch(
-    backend: &str,
+    backend: Backend,
     mode: ChildMode,
     gate: &mut Gate,
     pids: &[i32],
 ) -> HashMap<i32, ExitStatus> {
-    let mut reactor: Reactor<Source> = Reactor::with_backend(backend.parse().unwrap()).unwrap();
+    let mut reactor: Reactor<Source> = Reactor::with_backend(backend).unwrap();
     let mut reaped = HashMap::new();
     match mode {
         ChildMode::Pidfd => {
@@ -132,22 +133,26 @@ fn watch(
     reaped
 }
 
-fn both_modes(test: impl Fn(&str, ChildMode)) {
-    for_each_backend(|backend| {
-        for mode in [ChildMode::Pidfd, ChildMode::Sigchld] {
-            if mode == ChildMode::Pidfd && ChildMode::detect() != ChildMode::Pidfd {
-                eprintln!("pidfd_open unavailable: skipping the pidfd mode");
-                continue;
-            }
-            test(backend, mode);
-        }
-    });
+backend_tests!(
+    two_children_exiting_at_once_are_both_reaped_and_reported,
+    exit_codes_and_signals_are_reported_right,
+    a_hundred_children_exiting_together_are_all_reaped,
+);
+
+/// The modes this kernel offers: both, or only `Sigchld` without
+/// `pidfd_open` (the `Pidfd` mode is then left out, and says so).
+fn modes() -> Vec<ChildMode> {
+    if ChildMode::detect() == ChildMode::Pidfd {
+        vec![ChildMode::Pidfd, ChildMode::Sigchld]
+    } else {
+        eprintln!("pidfd_open unavailable: testing the SIGCHLD mode only");
+        vec![ChildMode::Sigchld]
+    }
 }
 
-#[test]
-fn two_children_exiting_at_once_are_both_reaped_and_reported() {
+fn two_children_exiting_at_once_are_both_reaped_and_reported(backend: Backend) {
     let _serial = serial();
-    both_modes(|backend, mode| {
+    for mode in modes() {
         let mut gate = Gate::new();
         let a = gate.spawn("exit 3");
         let b = gate.spawn("kill -KILL $$");
@@ -167,11 +172,10 @@ fn two_children_exiting_at_once_are_both_reaped_and_reported() {
             zombies(std::process::id() as i32).is_empty(),
             "[{backend}/{mode}]"
         );
-    });
+    }
 }
 
-#[test]
-fn exit_codes_and_signals_are_reported_right() {
+fn exit_codes_and_signals_are_reported_right(backend: Backend) {
     let _serial = serial();
     let cases: [(&str, Option<i32>, Option<i32>); 6] = [
         ("exit 0", Some(0), None),
@@ -181,22 +185,19 @@ fn exit_codes_and_signals_are_reported_right() {
         ("kill -INT $$", None, Some(libc::SIGINT)),
         ("kill -SEGV $$", None, Some(libc::SIGSEGV)),
     ];
-    for mode in [ChildMode::Pidfd, ChildMode::Sigchld] {
-        if mode == ChildMode::Pidfd && ChildMode::detect() != ChildMode::Pidfd {
-            continue;
-        }
+    for mode in modes() {
         let mut gate = Gate::new();
         let pids: Vec<i32> = cases
             .iter()
             .map(|(script, _, _)| gate.spawn(script))
             .collect();
-        let reaped = watch("epoll", mode, &mut gate, &pids);
+        let reaped = watch(backend, mode, &mut gate, &pids);
         for (pid, (script, code, signal)) in pids.iter().zip(cases) {
             let status = reaped[pid];
             assert_eq!(
                 (status.code(), status.signal()),
                 (code, signal),
-                "[{mode}] {script}: {status}"
+                "[{backend}/{mode}] {script}: {status}"
             );
             assert_eq!(status.success(), code == Some(0));
             let std_status: std::process::ExitStatus = status.into();
@@ -208,26 +209,31 @@ fn exit_codes_and_signals_are_reported_right() {
 /// RELIABILITY S13: 100 children exit within milliseconds of each other;
 /// their SIGCHLDs coalesce, yet every one is reaped and reported, and
 /// `/proc` shows no zombie a second later.
-#[test]
-fn a_hundred_children_exiting_together_are_all_reaped() {
+fn a_hundred_children_exiting_together_are_all_reaped(backend: Backend) {
     let _serial = serial();
-    for mode in [ChildMode::Pidfd, ChildMode::Sigchld] {
-        if mode == ChildMode::Pidfd && ChildMode::detect() != ChildMode::Pidfd {
-            continue;
-        }
+    for mode in modes() {
         let mut gate = Gate::new();
         let pids: Vec<i32> = (0..100)
             .map(|i| gate.spawn(&format!("exit {}", i % 7)))
             .collect();
-        let reaped = watch("epoll", mode, &mut gate, &pids);
-        assert_eq!(reaped.len(), 100, "[{mode}] reaped {} of 100", reaped.len());
+        let reaped = watch(backend, mode, &mut gate, &pids);
+        assert_eq!(
+            reaped.len(),
+            100,
+            "[{backend}/{mode}] reaped {} of 100",
+            reaped.len()
+        );
         for (i, pid) in pids.iter().enumerate() {
-            assert_eq!(reaped[pid].code(), Some(i as i32 % 7), "[{mode}] child {i}");
+            assert_eq!(
+                reaped[pid].code(),
+                Some(i as i32 % 7),
+                "[{backend}/{mode}] child {i}"
+            );
         }
         std::thread::sleep(Duration::from_secs(1));
         assert!(
             zombies(std::process::id() as i32).is_empty(),
-            "[{mode}] zombies left"
+            "[{backend}/{mode}] zombies left"
         );
     }
 }

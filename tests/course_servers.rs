@@ -4,6 +4,7 @@
 //! hundredth client, split UTF-8 (S4), reset peers (S10), select's fd limit
 //! (L4), and SIGINT.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashSet;
@@ -11,12 +12,23 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Example, SOON, for_each_backend, occupy_fds, set_linger_zero};
+use common::{Example, SOON, occupy_fds, set_linger_zero};
+use reactor::Backend;
+
+backend_tests!(
+    course_exchange_then_a_second_client,
+    hundred_concurrent_clients_each_get_their_reply,
+    a_utf8_character_split_between_reads_prints_whole,
+    reset_peers_are_cleaned_up_once_and_the_server_lives,
+    select_refuses_fds_past_its_limit_cleanly,
+    sigint_and_sigterm_exit_zero,
+    a_burst_from_a_client_that_never_reads_keeps_memory_bounded,
+);
 
 /// The reply the course's server sends for every message.
 const REPLY: &str = "收到了";
 
-fn start(backend: &str) -> Example {
+fn start(backend: Backend) -> Example {
     Example::start(&format!("{backend}_server"), &["--addr", "127.0.0.1:0"])
 }
 
@@ -56,175 +68,156 @@ fn exchange(server: &Example, text: &str) {
     server.expect_line("Disconnect <client>", |l| l == format!("Disconnect {me}"));
 }
 
-#[test]
-fn course_exchange_then_a_second_client() {
-    for_each_backend(|backend| {
-        let server = start(backend);
-        exchange(&server, "hello");
-        exchange(&server, "你好, second client");
-    });
+fn course_exchange_then_a_second_client(backend: Backend) {
+    let server = start(backend);
+    exchange(&server, "hello");
+    exchange(&server, "你好, second client");
 }
 
-#[test]
-fn hundred_concurrent_clients_each_get_their_reply() {
-    for_each_backend(|backend| {
-        let server = start(backend);
-        let mut clients: Vec<TcpStream> = (0..100).map(|_| connect(&server)).collect();
-        for (i, client) in clients.iter_mut().enumerate() {
-            client.write_all(format!("message {i}").as_bytes()).unwrap();
-        }
-        for client in &mut clients {
-            assert_eq!(read_n(client, REPLY.len()), REPLY.as_bytes(), "[{backend}]");
-        }
-        let mut seen = HashSet::new();
-        while seen.len() < 100 {
-            let line =
-                server.expect_line("Receive: message i", |l| l.starts_with("Receive: message "));
-            assert!(seen.insert(line.clone()), "[{backend}] {line} twice");
-        }
-        let peers: HashSet<String> = clients
-            .iter()
-            .map(|c| format!("Disconnect {}", c.local_addr().unwrap()))
-            .collect();
-        drop(clients);
-        let mut gone = HashSet::new();
-        while gone.len() < 100 {
-            let line = server.expect_line("Disconnect", |l| l.starts_with("Disconnect "));
-            assert!(peers.contains(&line), "[{backend}] unexpected {line}");
-            assert!(gone.insert(line.clone()), "[{backend}] {line} twice");
-        }
-    });
+fn hundred_concurrent_clients_each_get_their_reply(backend: Backend) {
+    let server = start(backend);
+    let mut clients: Vec<TcpStream> = (0..100).map(|_| connect(&server)).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.write_all(format!("message {i}").as_bytes()).unwrap();
+    }
+    for client in &mut clients {
+        assert_eq!(read_n(client, REPLY.len()), REPLY.as_bytes(), "[{backend}]");
+    }
+    let mut seen = HashSet::new();
+    while seen.len() < 100 {
+        let line = server.expect_line("Receive: message i", |l| l.starts_with("Receive: message "));
+        assert!(seen.insert(line.clone()), "[{backend}] {line} twice");
+    }
+    let peers: HashSet<String> = clients
+        .iter()
+        .map(|c| format!("Disconnect {}", c.local_addr().unwrap()))
+        .collect();
+    drop(clients);
+    let mut gone = HashSet::new();
+    while gone.len() < 100 {
+        let line = server.expect_line("Disconnect", |l| l.starts_with("Disconnect "));
+        assert!(peers.contains(&line), "[{backend}] unexpected {line}");
+        assert!(gone.insert(line.clone()), "[{backend}] {line} twice");
+    }
 }
 
-#[test]
-fn a_utf8_character_split_between_reads_prints_whole() {
-    for_each_backend(|backend| {
-        let server = start(backend);
+fn a_utf8_character_split_between_reads_prints_whole(backend: Backend) {
+    let server = start(backend);
+    let mut client = connect(&server);
+    let bytes = "你好".as_bytes();
+    // Two bytes of 你: a chunk of its own (the reply proves it was read alone).
+    client.write_all(&bytes[..2]).unwrap();
+    assert_eq!(read_n(&mut client, REPLY.len()), REPLY.as_bytes());
+    client.write_all(&bytes[2..]).unwrap();
+    assert_eq!(read_n(&mut client, REPLY.len()), REPLY.as_bytes());
+    let line = server.expect_line("Receive:", |l| l.starts_with("Receive:"));
+    assert_eq!(
+        line, "Receive: 你好",
+        "[{backend}] no � for a split character"
+    );
+    // Invalid bytes are shown, not fatal.
+    client.write_all(b"a\xffb").unwrap();
+    assert_eq!(read_n(&mut client, REPLY.len()), REPLY.as_bytes());
+    server.expect_line("Receive: a�b", |l| l == "Receive: a\u{fffd}b");
+}
+
+fn reset_peers_are_cleaned_up_once_and_the_server_lives(backend: Backend) {
+    let server = start(backend);
+    let mut peers = HashSet::new();
+    for i in 0..50 {
         let mut client = connect(&server);
-        let bytes = "你好".as_bytes();
-        // Two bytes of 你: a chunk of its own (the reply proves it was read alone).
-        client.write_all(&bytes[..2]).unwrap();
-        assert_eq!(read_n(&mut client, REPLY.len()), REPLY.as_bytes());
-        client.write_all(&bytes[2..]).unwrap();
-        assert_eq!(read_n(&mut client, REPLY.len()), REPLY.as_bytes());
-        let line = server.expect_line("Receive:", |l| l.starts_with("Receive:"));
-        assert_eq!(
-            line, "Receive: 你好",
-            "[{backend}] no � for a split character"
-        );
-        // Invalid bytes are shown, not fatal.
-        client.write_all(b"a\xffb").unwrap();
-        assert_eq!(read_n(&mut client, REPLY.len()), REPLY.as_bytes());
-        server.expect_line("Receive: a�b", |l| l == "Receive: a\u{fffd}b");
-    });
-}
-
-#[test]
-fn reset_peers_are_cleaned_up_once_and_the_server_lives() {
-    for_each_backend(|backend| {
-        let server = start(backend);
-        let mut peers = HashSet::new();
-        for i in 0..50 {
-            let mut client = connect(&server);
-            peers.insert(format!("Disconnect {}", client.local_addr().unwrap()));
-            // The reply is written to a peer that has already reset (EPIPE /
-            // ECONNRESET on the server's write): no SIGPIPE death.
-            client.write_all(format!("bye {i}").as_bytes()).unwrap();
-            set_linger_zero(&client);
-            drop(client);
-        }
-        let mut gone = HashSet::new();
-        while gone.len() < peers.len() {
-            let line = server.expect_line("Disconnect", |l| l.starts_with("Disconnect "));
-            assert!(peers.contains(&line), "[{backend}] unexpected {line}");
-            assert!(gone.insert(line.clone()), "[{backend}] {line} twice");
-        }
-        // Still serving, and no second Disconnect for anyone.
-        exchange(&server, "still here");
-        while let Some(line) = server.next_line(Duration::from_millis(200)) {
-            assert!(!peers.contains(&line), "[{backend}] {line} printed twice");
-        }
-    });
+        peers.insert(format!("Disconnect {}", client.local_addr().unwrap()));
+        // The reply is written to a peer that has already reset (EPIPE /
+        // ECONNRESET on the server's write): no SIGPIPE death.
+        client.write_all(format!("bye {i}").as_bytes()).unwrap();
+        set_linger_zero(&client);
+        drop(client);
+    }
+    let mut gone = HashSet::new();
+    while gone.len() < peers.len() {
+        let line = server.expect_line("Disconnect", |l| l.starts_with("Disconnect "));
+        assert!(peers.contains(&line), "[{backend}] unexpected {line}");
+        assert!(gone.insert(line.clone()), "[{backend}] {line} twice");
+    }
+    // Still serving, and no second Disconnect for anyone.
+    exchange(&server, "still here");
+    while let Some(line) = server.next_line(Duration::from_millis(200)) {
+        assert!(!peers.contains(&line), "[{backend}] {line} printed twice");
+    }
 }
 
 /// The server starts with fds 20..1024 taken, so its first few clients get
 /// fds below 20 and the rest get fds ≥ 1024: select must refuse those
 /// cleanly (a `Disconnect`, end of file for the client) and keep serving;
 /// poll and epoll take them all.
-#[test]
-fn select_refuses_fds_past_its_limit_cleanly() {
-    for_each_backend(|backend| {
-        let server = Example::start_with(
-            "epoll_server",
-            &["--addr", "127.0.0.1:0", "--backend", backend],
-            |command| occupy_fds(command, 20, 1024),
-        );
-        let mut served = 0;
-        let mut refused = 0;
-        let mut clients = Vec::new();
-        for i in 0..30 {
-            let mut client = connect(&server);
-            client.write_all(format!("client {i}").as_bytes()).unwrap();
-            let mut buf = [0u8; REPLY.len()];
-            match client.read_exact(&mut buf) {
-                Ok(()) => {
-                    assert_eq!(&buf, REPLY.as_bytes());
-                    served += 1;
-                }
-                // Closed at once: refused.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
-                    ) =>
-                {
-                    refused += 1
-                }
-                Err(e) => panic!("[{backend}] client {i}: {e}"),
+fn select_refuses_fds_past_its_limit_cleanly(backend: Backend) {
+    let server = Example::start_with(
+        "epoll_server",
+        &["--addr", "127.0.0.1:0", "--backend", backend.name()],
+        |command| occupy_fds(command, 20, 1024),
+    );
+    let mut served = 0;
+    let mut refused = 0;
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        let mut client = connect(&server);
+        client.write_all(format!("client {i}").as_bytes()).unwrap();
+        let mut buf = [0u8; REPLY.len()];
+        match client.read_exact(&mut buf) {
+            Ok(()) => {
+                assert_eq!(&buf, REPLY.as_bytes());
+                served += 1;
             }
-            clients.push(client);
+            // Closed at once: refused.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
+                ) =>
+            {
+                refused += 1
+            }
+            Err(e) => panic!("[{backend}] client {i}: {e}"),
         }
-        if backend == "select" {
-            assert!(
-                served >= 5 && refused >= 10,
-                "[select] served {served}, refused {refused}"
-            );
-        } else {
-            assert_eq!(served, 30, "[{backend}] served {served}, refused {refused}");
-        }
-        // The clients it kept still work.
-        let mut first = clients.swap_remove(0);
-        first.write_all(b"again").unwrap();
-        assert_eq!(
-            read_n(&mut first, REPLY.len()),
-            REPLY.as_bytes(),
-            "[{backend}]"
+        clients.push(client);
+    }
+    if backend == Backend::Select {
+        assert!(
+            served >= 5 && refused >= 10,
+            "[select] served {served}, refused {refused}"
         );
-    });
+    } else {
+        assert_eq!(served, 30, "[{backend}] served {served}, refused {refused}");
+    }
+    // The clients it kept still work.
+    let mut first = clients.swap_remove(0);
+    first.write_all(b"again").unwrap();
+    assert_eq!(
+        read_n(&mut first, REPLY.len()),
+        REPLY.as_bytes(),
+        "[{backend}]"
+    );
 }
 
-#[test]
-fn sigint_and_sigterm_exit_zero() {
-    for_each_backend(|backend| {
-        for signal in [libc::SIGINT, libc::SIGTERM] {
-            let mut server = start(backend);
-            let client = connect(&server);
-            server.expect_line("Connect from", |l| l.starts_with("Connect from "));
-            server.signal(signal);
-            let status = server.wait_exit(SOON);
-            assert_eq!(
-                status.code(),
-                Some(0),
-                "[{backend}] signal {signal}: {status:?}"
-            );
-            // The client sees end of file: the server closed it.
-            let mut client = client;
-            let mut buf = [0u8; 16];
-            let started = Instant::now();
-            assert_eq!(client.read(&mut buf).unwrap_or(0), 0);
-            assert!(started.elapsed() < SOON);
-        }
-    });
+fn sigint_and_sigterm_exit_zero(backend: Backend) {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let mut server = start(backend);
+        let client = connect(&server);
+        server.expect_line("Connect from", |l| l.starts_with("Connect from "));
+        server.signal(signal);
+        let status = server.wait_exit(SOON);
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "[{backend}] signal {signal}: {status:?}"
+        );
+        // The client sees end of file: the server closed it.
+        let mut client = client;
+        let mut buf = [0u8; 16];
+        let started = Instant::now();
+        assert_eq!(client.read(&mut buf).unwrap_or(0), 0);
+        assert!(started.elapsed() < SOON);
+    }
 }
 
 #[test]
@@ -245,48 +238,45 @@ fn bad_arguments_exit_2() {
 /// S3 for the course loop: 10 MiB from a client that never reads its
 /// replies. Replies queue up to a bound, then the server stops reading from
 /// that client; its memory stays put and others are still served.
-#[test]
-fn a_burst_from_a_client_that_never_reads_keeps_memory_bounded() {
-    for_each_backend(|backend| {
-        let server = start(backend);
-        let pid = server.pid();
-        exchange(&server, "warm up");
-        let baseline = common::rss_kib(pid);
-        let mut hog = connect(&server);
-        hog.set_nonblocking(true).unwrap();
-        let chunk = vec![b'a'; 64 * 1024];
-        let mut sent = 0;
-        let mut stalled_since = Instant::now();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while sent < 10 << 20 && stalled_since.elapsed() < Duration::from_millis(300) {
-            assert!(
-                Instant::now() < deadline,
-                "[{backend}] burst did not settle"
-            );
-            match hog.write(&chunk) {
-                Ok(n) => {
-                    sent += n;
-                    stalled_since = Instant::now();
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                Err(e) => panic!("[{backend}] write: {e}"),
-            }
-        }
-        let grown = common::rss_kib(pid).saturating_sub(baseline);
+fn a_burst_from_a_client_that_never_reads_keeps_memory_bounded(backend: Backend) {
+    let server = start(backend);
+    let pid = server.pid();
+    exchange(&server, "warm up");
+    let baseline = common::rss_kib(pid);
+    let mut hog = connect(&server);
+    hog.set_nonblocking(true).unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0;
+    let mut stalled_since = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sent < 10 << 20 && stalled_since.elapsed() < Duration::from_millis(300) {
         assert!(
-            grown < 4096,
-            "[{backend}] server RSS grew by {grown} KiB after {sent} bytes"
+            Instant::now() < deadline,
+            "[{backend}] burst did not settle"
         );
-        let mut other = connect(&server);
-        other.write_all(b"others").unwrap();
-        assert_eq!(
-            read_n(&mut other, REPLY.len()),
-            REPLY.as_bytes(),
-            "[{backend}] others served"
-        );
-    });
+        match hog.write(&chunk) {
+            Ok(n) => {
+                sent += n;
+                stalled_since = Instant::now();
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("[{backend}] write: {e}"),
+        }
+    }
+    let grown = common::rss_kib(pid).saturating_sub(baseline);
+    assert!(
+        grown < 4096,
+        "[{backend}] server RSS grew by {grown} KiB after {sent} bytes"
+    );
+    let mut other = connect(&server);
+    other.write_all(b"others").unwrap();
+    assert_eq!(
+        read_n(&mut other, REPLY.len()),
+        REPLY.as_bytes(),
+        "[{backend}] others served"
+    );
 }
 
 #[test]

@@ -13,17 +13,18 @@
 //! - a pipe that a helper process writes at about 150 ms is reported then,
 //!   storm or no storm.
 //!
-//! Prints `N passed, M failed` last and exits non-zero on any failure.
+//! Prints `N passed, M failed, K skipped` last and exits non-zero on any
+//! failure.
 
 mod common;
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::runner::Runner;
 use common::{new_poller, socket_pair};
 use reactor::{Backend, Events, Interest, Poller, Trigger};
 
@@ -81,7 +82,7 @@ impl Drop for Storm {
 
 /// `poll(200 ms)` with nothing ready: not shortened, not restarted.
 fn timeout_is_neither_shortened_nor_restarted(backend: Backend) {
-    let mut poller = new_poller(backend.name());
+    let mut poller = new_poller(backend);
     let (ours, _theirs) = socket_pair();
     poller
         .register(ours.as_raw_fd(), 1, Interest::READABLE, Trigger::Level)
@@ -122,7 +123,7 @@ fn a_pipe_written_at_150ms_is_reported_through_the_storm(backend: Backend) {
         .expect("spawn sh");
     let start = Instant::now();
     let mut stdout = child.stdout.take().unwrap();
-    let mut poller = new_poller(backend.name());
+    let mut poller = new_poller(backend);
     poller
         .register(stdout.as_raw_fd(), 2, Interest::READABLE, Trigger::Level)
         .unwrap();
@@ -155,38 +156,16 @@ fn a_pipe_written_at_150ms_is_reported_through_the_storm(backend: Backend) {
     println!("    {backend}: pipe reported after {took:?} through {interrupts} signals");
 }
 
-/// A named check, run once per backend.
-type Check = (&'static str, fn(Backend));
-
 fn main() {
     install_handler();
-    let checks: [Check; 2] = [
-        (
-            "timeout_is_neither_shortened_nor_restarted",
-            timeout_is_neither_shortened_nor_restarted,
-        ),
-        (
-            "a_pipe_written_at_150ms_is_reported_through_the_storm",
-            a_pipe_written_at_150ms_is_reported_through_the_storm,
-        ),
-    ];
-    let (mut passed, mut failed) = (0, 0);
-    for backend in Backend::ALL {
-        for (name, check) in checks {
-            println!("test {backend}::{name} ...");
-            match catch_unwind(AssertUnwindSafe(|| check(backend))) {
-                Ok(()) => {
-                    println!("test {backend}::{name} ... ok");
-                    passed += 1;
-                }
-                Err(_) => {
-                    // The panic hook has printed the message on stderr.
-                    println!("test {backend}::{name} ... FAILED");
-                    failed += 1;
-                }
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    std::process::exit(if failed == 0 { 0 } else { 1 });
+    let mut runner = Runner::from_args();
+    runner.per_backend(
+        "timeout_is_neither_shortened_nor_restarted",
+        timeout_is_neither_shortened_nor_restarted,
+    );
+    runner.per_backend(
+        "a_pipe_written_at_150ms_is_reported_through_the_storm",
+        a_pipe_written_at_150ms_is_reported_through_the_storm,
+    );
+    runner.finish()
 }

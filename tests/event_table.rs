@@ -9,14 +9,19 @@
 //! for every cell, so the docs can be corrected (the docs follow the kernel,
 //! not the other way round).
 
+#[macro_use]
 mod common;
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use common::{fds_exclusive, fds_shared, new_poller, set_linger_zero, socket_pair, tcp_pair};
-use reactor::{Events, Interest, Poller, Trigger};
+use common::{
+    BACKENDS, fds_exclusive, fds_shared, new_poller, set_linger_zero, socket_pair, tcp_pair,
+};
+use reactor::{Backend, Events, Interest, Poller, Trigger};
+
+backend_tests!(a_reset_connection_paused_with_modify_keeps_firing_until_unregistered);
 
 const KEY: usize = 9;
 
@@ -58,7 +63,7 @@ fn pair(transport: Transport) -> (OwnedFd, OwnedFd) {
 
 /// Provokes `situation` on a fresh pair and returns the flags of the first
 /// event for our descriptor (`"none"` if nothing came within 200 ms).
-fn observe(backend: &str, transport: Transport, situation: Situation) -> String {
+fn observe(backend: Backend, transport: Transport, situation: Situation) -> String {
     let mut poller = new_poller(backend);
     let (ours, theirs) = pair(transport);
     let mut ours = Some(ours);
@@ -138,9 +143,9 @@ fn check(situations: &[Situation]) {
     for &situation in situations {
         for transport in [Transport::Tcp, Transport::Unix] {
             let name = format!("{situation:?}");
-            let observed: Vec<String> = ["select", "poll", "epoll"]
+            let observed: Vec<String> = BACKENDS
                 .iter()
-                .map(|backend| observe(backend, transport, situation))
+                .map(|&backend| observe(backend, transport, situation))
                 .collect();
             seen.push(format!("{name:<22} {transport:?}: {observed:?}"));
             let expected = TABLE
@@ -187,42 +192,39 @@ fn every_backend_reports_the_documented_flags_for_a_closed_fd() {
 /// at once). A paused reset connection is a busy loop: on `hangup` or
 /// `error`, unregister and close. This test pins that down, and shows that
 /// `unregister` is what stops it.
-#[test]
-fn a_reset_connection_paused_with_modify_keeps_firing_until_unregistered() {
+fn a_reset_connection_paused_with_modify_keeps_firing_until_unregistered(backend: Backend) {
     let _guard = fds_shared();
-    for backend in ["select", "poll", "epoll"] {
-        let mut poller = new_poller(backend);
-        let (ours, theirs) = tcp_pair();
-        let fd = ours.as_raw_fd();
-        poller
-            .register(fd, KEY, Interest::READABLE, Trigger::Level)
-            .unwrap();
-        set_linger_zero(&theirs);
-        drop(theirs);
-        assert_ne!(
-            first_event(&mut poller),
-            "none",
-            "[{backend}] no event for the reset"
-        );
-        poller
-            .modify(fd, KEY, Interest::WRITABLE, Trigger::Level)
-            .unwrap();
-        let seen: Vec<String> = (0..3).map(|_| first_event(&mut poller)).collect();
-        let expected = if backend == "select" {
-            "OUT"
-        } else {
-            "IN|OUT|HUP|ERR"
-        };
-        assert_eq!(
-            seen,
-            vec![expected; 3],
-            "[{backend}] paused reset connection"
-        );
-        poller.unregister(fd).unwrap();
-        assert_eq!(
-            first_event(&mut poller),
-            "none",
-            "[{backend}] after unregister"
-        );
-    }
+    let mut poller = new_poller(backend);
+    let (ours, theirs) = tcp_pair();
+    let fd = ours.as_raw_fd();
+    poller
+        .register(fd, KEY, Interest::READABLE, Trigger::Level)
+        .unwrap();
+    set_linger_zero(&theirs);
+    drop(theirs);
+    assert_ne!(
+        first_event(&mut poller),
+        "none",
+        "[{backend}] no event for the reset"
+    );
+    poller
+        .modify(fd, KEY, Interest::WRITABLE, Trigger::Level)
+        .unwrap();
+    let seen: Vec<String> = (0..3).map(|_| first_event(&mut poller)).collect();
+    let expected = if backend == Backend::Select {
+        "OUT"
+    } else {
+        "IN|OUT|HUP|ERR"
+    };
+    assert_eq!(
+        seen,
+        vec![expected; 3],
+        "[{backend}] paused reset connection"
+    );
+    poller.unregister(fd).unwrap();
+    assert_eq!(
+        first_event(&mut poller),
+        "none",
+        "[{backend}] after unregister"
+    );
 }

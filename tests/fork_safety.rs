@@ -9,39 +9,25 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use common::runner::Runner;
 use common::socket_pair;
 use reactor::{Backend, Events, ExitStatus, Interest, Reactor, Signals};
 
 fn main() {
-    let (mut runs, mut failures) = (0, 0);
-    let mut run = |name: &str, test: &dyn Fn()| {
-        runs += 1;
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(test));
-        println!(
-            "test {name} ... {}",
-            if result.is_ok() { "ok" } else { "FAILED" }
-        );
-        failures += usize::from(result.is_err());
-    };
-    for backend in Backend::ALL {
-        run(
-            &format!("child_dropping_its_copy_leaves_the_parent_registered [{backend}]"),
-            &|| child_dropping_its_copy_leaves_the_parent_registered(backend),
-        );
-    }
-    run(
-        "a_child_unregistering_from_a_shared_epoll_breaks_the_parent",
-        &epoll_is_shared_across_fork,
+    let mut runner = Runner::from_args();
+    runner.per_backend(
+        "child_dropping_its_copy_leaves_the_parent_registered",
+        child_dropping_its_copy_leaves_the_parent_registered,
     );
-    run(
+    runner.test(
+        "epoll::a_child_unregistering_from_a_shared_epoll_breaks_the_parent",
+        epoll_is_shared_across_fork,
+    );
+    runner.test(
         "signals_in_a_child_take_over_or_fall_back_to_the_default",
-        &signals_across_fork,
+        signals_across_fork,
     );
-    // The plain summary line CI reads from a harness-free test binary.
-    println!("{} passed, {failures} failed", runs - failures);
-    if failures > 0 {
-        std::process::exit(1);
-    }
+    runner.finish()
 }
 
 /// Forks; the child runs `child` and `_exit`s with its code (101 if it

@@ -23,7 +23,9 @@
 //! that program's exact standard output, and is compared.
 //!
 //! So a command naming a missing example, or a flag an example rejects
-//! (clap's exit status 2), fails this test.
+//! (clap's exit status 2), fails this test. Without python3 the test is
+//! skipped (a `harness = false` binary run by the shared runner of
+//! tests/common/runner.rs, which counts it as skipped).
 
 mod common;
 
@@ -35,7 +37,24 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::runner::Runner;
 use common::{Example, example_path};
+use reactor::Backend;
+
+fn main() {
+    let mut runner = Runner::from_args();
+    runner.test("shell_words_split_like_sh", shell_words_split_like_sh);
+    runner.test(
+        "every_command_in_the_guide_runs",
+        every_command_in_the_guide_runs,
+    );
+    runner.test(
+        "the_table_of_contents_links_every_chapter",
+        the_table_of_contents_links_every_chapter,
+    );
+    runner.per_backend("triggers_shows_each_trigger", triggers_shows_each_trigger);
+    runner.finish()
+}
 
 /// How long a client, program or python line may run.
 const RUN_LIMIT: Duration = Duration::from_secs(20);
@@ -613,7 +632,6 @@ fn run_session(session: &Session, n: &mut usize) {
     }
 }
 
-#[test]
 fn shell_words_split_like_sh() {
     assert_eq!(
         shell_words("a 'b c' \"d \\\"e\\\"\"").unwrap(),
@@ -638,7 +656,6 @@ fn shell_words_split_like_sh() {
     assert_eq!(with_flag(&[], "--path", "p"), ["--path", "p"]);
 }
 
-#[test]
 fn every_command_in_the_guide_runs() {
     // GUIDE_FILE=03 runs only the files whose name contains "03" (for writers).
     let only = std::env::var("GUIDE_FILE").ok();
@@ -653,13 +670,19 @@ fn every_command_in_the_guide_runs() {
         only.is_some() || files.len() >= 8,
         "the table of contents and seven chapters: {files:?}"
     );
+    let sessions: Vec<Session> = files.iter().flat_map(|file| sessions(file)).collect();
+    let uses_python = sessions
+        .iter()
+        .flat_map(|session| &session.lines)
+        .any(|line| matches!(line.what, What::Python { .. }));
+    if uses_python {
+        common::require_program("python3");
+    }
     let mut n = 0;
     let mut commands = 0;
-    for file in &files {
-        for session in sessions(file) {
-            commands += session.lines.len();
-            run_session(&session, &mut n);
-        }
+    for session in &sessions {
+        commands += session.lines.len();
+        run_session(session, &mut n);
     }
     assert!(
         only.is_some() || commands >= 10,
@@ -667,7 +690,6 @@ fn every_command_in_the_guide_runs() {
     );
 }
 
-#[test]
 fn the_table_of_contents_links_every_chapter() {
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     let toc = std::fs::read_to_string(docs.join("README.md")).unwrap();
@@ -683,40 +705,37 @@ fn the_table_of_contents_links_every_chapter() {
 /// The `triggers` example on every backend: level and oneshot behave the
 /// same everywhere, edge is shown on epoll and refused (with the typed
 /// error's message) on select and poll.
-#[test]
-fn triggers_shows_each_trigger_on_every_backend() {
-    common::for_each_backend(|backend| {
-        let mut command = Command::new(example_path("triggers"));
-        command.args(["--backend", backend]);
-        let out = run_to_end(command, "", &format!("triggers --backend {backend}"));
-        let row = |name: &str| {
-            out.lines()
-                .find(|l| l.starts_with(&format!("{name:<9}")))
-                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-                .unwrap_or_else(|| panic!("[{backend}] no summary row for {name}:\n{out}"))
-        };
-        let closed = if backend == "select" {
-            "IN"
-        } else {
-            "IN|RDHUP|HUP"
-        };
+fn triggers_shows_each_trigger(backend: Backend) {
+    let mut command = Command::new(example_path("triggers"));
+    command.args(["--backend", backend.name()]);
+    let out = run_to_end(command, "", &format!("triggers --backend {backend}"));
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name:<9}")))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| panic!("[{backend}] no summary row for {name}:\n{out}"))
+    };
+    let closed = if backend == Backend::Select {
+        "IN"
+    } else {
+        "IN|RDHUP|HUP"
+    };
+    assert_eq!(
+        row("level"),
+        format!("IN IN IN IN - {closed}"),
+        "[{backend}]\n{out}"
+    );
+    assert_eq!(row("oneshot"), "IN - - IN - -", "[{backend}]\n{out}");
+    if backend == Backend::Epoll {
         assert_eq!(
-            row("level"),
-            format!("IN IN IN IN - {closed}"),
+            row("edge"),
+            "IN - IN - - IN|RDHUP|HUP",
             "[{backend}]\n{out}"
         );
-        assert_eq!(row("oneshot"), "IN - - IN - -", "[{backend}]\n{out}");
-        if backend == "epoll" {
-            assert_eq!(
-                row("edge"),
-                "IN - IN - - IN|RDHUP|HUP",
-                "[{backend}]\n{out}"
-            );
-        } else {
-            assert!(
-                out.contains(&format!("the {backend} backend has no edge triggering")),
-                "[{backend}] edge not refused with Error::Unsupported:\n{out}"
-            );
-        }
-    });
+    } else {
+        assert!(
+            out.contains(&format!("the {backend} backend has no edge triggering")),
+            "[{backend}] edge not refused with Error::Unsupported:\n{out}"
+        );
+    }
 }

@@ -22,15 +22,12 @@ use reactor::{
 };
 
 backend_tests!(
-    backends: [select, poll, epoll],
-    tests: [
-        sub_millisecond_timeouts_round_up_instead_of_spinning,
-        a_duration_max_timeout_blocks_until_woken,
-        a_closed_registered_fd_is_reported_at_most_once_and_never_spins,
-        a_spurious_readable_event_reads_would_block_and_keeps_the_connection,
-        a_half_closed_tcp_peer_is_read_to_the_end_and_still_written_to,
-        a_half_closed_unix_peer_is_read_to_the_end_and_still_written_to,
-    ]
+    sub_millisecond_timeouts_round_up_instead_of_spinning,
+    a_duration_max_timeout_blocks_until_woken,
+    a_closed_registered_fd_is_reported_at_most_once_and_never_spins,
+    a_spurious_readable_event_reads_would_block_and_keeps_the_connection,
+    a_half_closed_tcp_peer_is_read_to_the_end_and_still_written_to,
+    a_half_closed_unix_peer_is_read_to_the_end_and_still_written_to,
 );
 
 // ---------------------------------------------------------------- L4
@@ -40,7 +37,7 @@ backend_tests!(
 #[test]
 fn select_refuses_fd_1500_and_names_poll_and_epoll() {
     let _fds = fds_shared();
-    let mut poller = new_poller("select");
+    let mut poller = new_poller(Backend::Select);
     let (ours, _theirs) = socket_pair();
     let high = dup_at_least(&ours, 1500);
     let fd = high.as_raw_fd();
@@ -66,7 +63,7 @@ fn select_refuses_fd_1500_and_names_poll_and_epoll() {
 #[test]
 fn select_serves_fd_1023() {
     let _fds = fds_exclusive();
-    let mut poller = new_poller("select");
+    let mut poller = new_poller(Backend::Select);
     let (ours, mut theirs) = socket_pair();
     let last = dup_at_least(&ours, 1023);
     assert_eq!(
@@ -86,7 +83,7 @@ fn select_serves_fd_1023() {
 #[test]
 fn select_with_1100_fds_refuses_those_past_1023_and_serves_the_rest() {
     let _fds = fds_exclusive();
-    let mut poller = new_poller("select");
+    let mut poller = new_poller(Backend::Select);
     let pairs: Vec<_> = (0..550).map(|_| socket_pair()).collect();
     let mut accepted = BTreeSet::new();
     let mut refused = 0;
@@ -114,7 +111,7 @@ fn select_with_1100_fds_refuses_those_past_1023_and_serves_the_rest() {
     assert_eq!(reported, accepted);
 }
 
-fn serves_fd_1500(backend: &str) {
+fn serves_fd_1500(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (ours, mut theirs) = socket_pair();
@@ -128,17 +125,17 @@ fn serves_fd_1500(backend: &str) {
 
 #[test]
 fn poll_serves_fd_1500() {
-    serves_fd_1500("poll");
+    serves_fd_1500(Backend::Poll);
 }
 
 #[test]
 fn epoll_serves_fd_1500() {
-    serves_fd_1500("epoll");
+    serves_fd_1500(Backend::Epoll);
 }
 
 /// 5000 registered sockets (2500 pairs, both ends), one made ready: exactly
 /// that one is reported.
-fn five_thousand_sockets_one_ready(backend: &str) {
+fn five_thousand_sockets_one_ready(backend: Backend) {
     let _fds = fds_exclusive();
     let mut poller = new_poller(backend);
     let pairs: Vec<(UnixStream, UnixStream)> = (0..2500).map(|_| socket_pair()).collect();
@@ -165,19 +162,19 @@ fn five_thousand_sockets_one_ready(backend: &str) {
 
 #[test]
 fn poll_serves_5000_sockets() {
-    five_thousand_sockets_one_ready("poll");
+    five_thousand_sockets_one_ready(Backend::Poll);
 }
 
 #[test]
 fn epoll_serves_5000_sockets() {
-    five_thousand_sockets_one_ready("epoll");
+    five_thousand_sockets_one_ready(Backend::Epoll);
 }
 
 // ---------------------------------------------------------------- L2
 
 /// RELIABILITY L2: 100 µs is rounded *up* to 1 ms, so 50 ms of 100 µs
 /// polls is about 50 waits, not thousands of zero-millisecond ones.
-fn sub_millisecond_timeouts_round_up_instead_of_spinning(backend: &str) {
+fn sub_millisecond_timeouts_round_up_instead_of_spinning(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (ours, _theirs) = socket_pair();
@@ -201,9 +198,9 @@ fn sub_millisecond_timeouts_round_up_instead_of_spinning(backend: &str) {
 
 /// `Duration::MAX` neither overflows into an error nor returns early; a
 /// waker at 50 ms ends it.
-fn a_duration_max_timeout_blocks_until_woken(backend: &str) {
+fn a_duration_max_timeout_blocks_until_woken(backend: Backend) {
     let _fds = fds_shared();
-    let mut reactor: Reactor<UnixStream> = Reactor::with_backend(backend.parse().unwrap()).unwrap();
+    let mut reactor: Reactor<UnixStream> = Reactor::with_backend(backend).unwrap();
     let waker = reactor.waker().unwrap();
     let start = Instant::now();
     let thread = std::thread::spawn(move || {
@@ -245,7 +242,7 @@ fn watch(poller: &mut impl Poller, key: usize) -> (usize, Vec<Event>) {
 /// `POLLNVAL` once as an error and disarms it; select reports its probe's
 /// finding once; epoll forgot the fd with its last reference and reports
 /// nothing. None of them spins: 300 ms of 50 ms polls is at most ~8 waits.
-fn a_closed_registered_fd_is_reported_at_most_once_and_never_spins(backend: &str) {
+fn a_closed_registered_fd_is_reported_at_most_once_and_never_spins(backend: Backend) {
     // Exclusive: no other thread may reuse the closed fd's number.
     let _fds = fds_exclusive();
     let mut poller = new_poller(backend);
@@ -265,7 +262,7 @@ fn a_closed_registered_fd_is_reported_at_most_once_and_never_spins(backend: &str
         "[{backend}] {iterations} waits in 300 ms: spinning on a closed fd"
     );
     match backend {
-        "epoll" => assert!(seen.is_empty(), "[epoll] {seen:?}"),
+        Backend::Epoll => assert!(seen.is_empty(), "[epoll] {seen:?}"),
         _ => {
             assert_eq!(seen.len(), 1, "[{backend}] exactly one report: {seen:?}");
             assert!(
@@ -277,10 +274,10 @@ fn a_closed_registered_fd_is_reported_at_most_once_and_never_spins(backend: &str
     }
     // The registration can still be removed (epoll: the kernel already did).
     match poller.unregister(fd) {
-        Ok(()) => assert_ne!(backend, "epoll"),
+        Ok(()) => assert_ne!(backend, Backend::Epoll),
         Err(err) => assert_eq!(
             (backend, err.raw_os_error()),
-            ("epoll", Some(libc::EBADF)),
+            (Backend::Epoll, Some(libc::EBADF)),
             "{err}"
         ),
     }
@@ -292,7 +289,7 @@ fn a_closed_registered_fd_is_reported_at_most_once_and_never_spins(backend: &str
 #[test]
 fn select_reports_a_closed_fd_once_and_keeps_serving_a_live_one() {
     let _fds = fds_exclusive();
-    let mut poller = new_poller("select");
+    let mut poller = new_poller(Backend::Select);
     let (read_end, _write_end) = pipe();
     let closed_fd = read_end.as_raw_fd();
     let (mut live, mut live_peer) = socket_pair();
@@ -359,9 +356,9 @@ fn on_readable(stream: &mut impl Read) -> Outcome {
 /// RELIABILITY L10: a readable event for an empty socket (injected here,
 /// as a spurious wake-up would be) reads `WouldBlock` and the connection
 /// stays; real data afterwards still arrives.
-fn a_spurious_readable_event_reads_would_block_and_keeps_the_connection(backend: &str) {
+fn a_spurious_readable_event_reads_would_block_and_keeps_the_connection(backend: Backend) {
     let _fds = fds_shared();
-    let mut reactor = Reactor::with_backend(backend.parse::<Backend>().unwrap()).unwrap();
+    let mut reactor = Reactor::with_backend(backend).unwrap();
     let (ours, mut theirs) = tcp_pair();
     let token = reactor.insert(ours, Interest::READABLE).unwrap();
     let mut events = Events::with_capacity(8);
@@ -401,7 +398,7 @@ const HALF_CLOSE_BYTES: usize = 100 * 1024;
 /// RELIABILITY L11: the peer sends 100 KiB and shuts down its writing half.
 /// The reader takes `read_closed` as a hint only: it reads every byte, then
 /// end of file, and can still write its answer back.
-fn half_close<S>(backend: &str, mut ours: S, mut theirs: S)
+fn half_close<S>(backend: Backend, mut ours: S, mut theirs: S)
 where
     S: Read + Write + AsRawFd + Send + 'static,
 {
@@ -468,14 +465,14 @@ where
     );
 }
 
-fn a_half_closed_tcp_peer_is_read_to_the_end_and_still_written_to(backend: &str) {
+fn a_half_closed_tcp_peer_is_read_to_the_end_and_still_written_to(backend: Backend) {
     let _fds = fds_shared();
     let (ours, theirs) = tcp_pair();
     theirs.set_nonblocking(false).unwrap();
     half_close(backend, ours, theirs);
 }
 
-fn a_half_closed_unix_peer_is_read_to_the_end_and_still_written_to(backend: &str) {
+fn a_half_closed_unix_peer_is_read_to_the_end_and_still_written_to(backend: Backend) {
     let _fds = fds_shared();
     let (ours, theirs) = socket_pair();
     theirs.set_nonblocking(false).unwrap();

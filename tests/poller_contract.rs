@@ -15,36 +15,42 @@ use common::{
     expect_event, expect_no_event, fds_exclusive, fds_shared, new_poller, pipe, socket_pair,
     tcp_pair,
 };
+use reactor::Backend;
 use reactor::{AnyPoller, Error, Events, Interest, Poller, Trigger};
 
 /// How long "no event" is watched for.
 const QUIET: Duration = Duration::from_millis(50);
 
 backend_tests!(
-    backends: [select, poll, epoll],
-    tests: [
-        readable_after_the_peer_writes,
-        writable_after_a_nonblocking_connect,
-        level_fires_again_until_drained,
-        oneshot_fires_once_until_modified,
-        edge_fires_once_per_arrival_or_is_refused,
-        peer_close_reports_hangup_or_read_closed,
-        unregister_stops_events,
-        zero_timeout_returns_at_once,
-        a_50ms_timeout_waits_at_least_50ms,
-        registering_the_same_fd_twice_is_already_registered,
-        modify_or_unregister_of_an_unknown_fd_is_not_registered_and_changes_nothing,
-        register_after_unregister_works,
-        events_with_capacity_zero_still_reports,
-        a_negative_fd_is_rejected,
-        pipes_work,
-        tcp_works,
-        udp_works,
-        unix_streams_work,
-        unix_datagrams_work,
-        a_full_events_buffer_serves_every_fd_in_turn,
-    ]
+    readable_after_the_peer_writes,
+    writable_after_a_nonblocking_connect,
+    level_fires_again_until_drained,
+    oneshot_fires_once_until_modified,
+    edge_fires_once_per_arrival_or_is_refused,
+    peer_close_reports_hangup_or_read_closed,
+    unregister_stops_events,
+    zero_timeout_returns_at_once,
+    a_50ms_timeout_waits_at_least_50ms,
+    registering_the_same_fd_twice_is_already_registered,
+    modify_or_unregister_of_an_unknown_fd_is_not_registered_and_changes_nothing,
+    register_after_unregister_works,
+    events_with_capacity_zero_still_reports,
+    a_negative_fd_is_rejected,
+    pipes_work,
+    tcp_works,
+    udp_works,
+    unix_streams_work,
+    unix_datagrams_work,
+    a_full_events_buffer_serves_every_fd_in_turn,
 );
+
+/// The backends the per-backend tests run on (the one list in
+/// tests/common, `with_backends!`) are exactly `Backend::ALL`: a new
+/// backend gets every per-backend test from one line there.
+#[test]
+fn the_test_backends_are_backend_all() {
+    assert_eq!(common::BACKENDS, Backend::ALL.as_slice());
+}
 
 /// Reads until `WouldBlock`; returns how many bytes came.
 fn drain(reader: &mut impl Read) -> usize {
@@ -60,7 +66,7 @@ fn drain(reader: &mut impl Read) -> usize {
     }
 }
 
-fn readable_after_the_peer_writes(backend: &str) {
+fn readable_after_the_peer_writes(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (ours, mut theirs) = socket_pair();
@@ -76,7 +82,7 @@ fn readable_after_the_peer_writes(backend: &str) {
     );
 }
 
-fn writable_after_a_nonblocking_connect(backend: &str) {
+fn writable_after_a_nonblocking_connect(backend: Backend) {
     let _fds = fds_shared();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
@@ -138,7 +144,7 @@ fn writable_after_a_nonblocking_connect(backend: &str) {
 
 /// The STYLE story: write → event → partial read → event again → drain to
 /// `WouldBlock` → none → write → event.
-fn level_fires_again_until_drained(backend: &str) {
+fn level_fires_again_until_drained(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (mut ours, mut theirs) = socket_pair();
@@ -156,7 +162,7 @@ fn level_fires_again_until_drained(backend: &str) {
     expect_event(&mut poller, 3);
 }
 
-fn oneshot_fires_once_until_modified(backend: &str) {
+fn oneshot_fires_once_until_modified(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (mut ours, mut theirs) = socket_pair();
@@ -178,22 +184,22 @@ fn oneshot_fires_once_until_modified(backend: &str) {
     assert_eq!(drain(&mut ours), 6);
 }
 
-fn edge_fires_once_per_arrival_or_is_refused(backend: &str) {
+fn edge_fires_once_per_arrival_or_is_refused(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (mut ours, mut theirs) = socket_pair();
     let fd = ours.as_raw_fd();
-    if backend != "epoll" {
+    if backend != Backend::Epoll {
         let err = poller
             .register(fd, 6, Interest::READABLE, Trigger::Edge)
             .unwrap_err();
         assert!(
-            matches!(err, Error::Unsupported { backend: b, trigger: "edge" } if b == backend),
+            matches!(err, Error::Unsupported { backend: b, trigger: "edge" } if b == backend.name()),
             "[{backend}] {err:?}"
         );
         let message = err.to_string();
         assert!(
-            message.contains(backend) && message.contains("edge"),
+            message.contains(backend.name()) && message.contains("edge"),
             "[{backend}] {message}"
         );
         // Refused means not registered: level registration still works.
@@ -225,7 +231,7 @@ fn edge_fires_once_per_arrival_or_is_refused(backend: &str) {
     expect_event(&mut poller, 6);
 }
 
-fn peer_close_reports_hangup_or_read_closed(backend: &str) {
+fn peer_close_reports_hangup_or_read_closed(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (mut ours, theirs) = tcp_pair();
@@ -235,7 +241,7 @@ fn peer_close_reports_hangup_or_read_closed(backend: &str) {
     drop(theirs);
     let event = expect_event(&mut poller, 7);
     assert!(event.is_readable(), "[{backend}] {event:?}");
-    if backend != "select" {
+    if backend != Backend::Select {
         // select cannot tell a close from data; the others can.
         assert!(
             event.is_read_closed() || event.is_hangup(),
@@ -246,7 +252,7 @@ fn peer_close_reports_hangup_or_read_closed(backend: &str) {
     assert_eq!(ours.read(&mut buf).unwrap(), 0, "[{backend}] end of file");
 }
 
-fn unregister_stops_events(backend: &str) {
+fn unregister_stops_events(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (ours, mut theirs) = socket_pair();
@@ -259,7 +265,7 @@ fn unregister_stops_events(backend: &str) {
     expect_no_event(&mut poller, 8, QUIET);
 }
 
-fn zero_timeout_returns_at_once(backend: &str) {
+fn zero_timeout_returns_at_once(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (ours, _theirs) = socket_pair();
@@ -283,7 +289,7 @@ fn zero_timeout_returns_at_once(backend: &str) {
     );
 }
 
-fn a_50ms_timeout_waits_at_least_50ms(backend: &str) {
+fn a_50ms_timeout_waits_at_least_50ms(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (ours, _theirs) = socket_pair();
@@ -304,7 +310,7 @@ fn a_50ms_timeout_waits_at_least_50ms(backend: &str) {
     assert!(took < Duration::from_secs(2), "[{backend}] took {took:?}");
 }
 
-fn registering_the_same_fd_twice_is_already_registered(backend: &str) {
+fn registering_the_same_fd_twice_is_already_registered(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (ours, mut theirs) = socket_pair();
@@ -326,7 +332,7 @@ fn registering_the_same_fd_twice_is_already_registered(backend: &str) {
     assert!(!event.is_writable(), "[{backend}] {event:?}");
 }
 
-fn modify_or_unregister_of_an_unknown_fd_is_not_registered_and_changes_nothing(backend: &str) {
+fn modify_or_unregister_of_an_unknown_fd_is_not_registered_and_changes_nothing(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (ours, mut theirs) = socket_pair();
@@ -362,7 +368,7 @@ fn modify_or_unregister_of_an_unknown_fd_is_not_registered_and_changes_nothing(b
     expect_event(&mut poller, 14);
 }
 
-fn register_after_unregister_works(backend: &str) {
+fn register_after_unregister_works(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (ours, mut theirs) = socket_pair();
@@ -379,7 +385,7 @@ fn register_after_unregister_works(backend: &str) {
     expect_no_event(&mut poller, 15, QUIET);
 }
 
-fn events_with_capacity_zero_still_reports(backend: &str) {
+fn events_with_capacity_zero_still_reports(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
     let (a, _a_peer) = socket_pair();
@@ -403,7 +409,7 @@ fn events_with_capacity_zero_still_reports(backend: &str) {
     assert_eq!(seen, [17, 18], "[{backend}] both served, one per poll");
 }
 
-fn a_negative_fd_is_rejected(backend: &str) {
+fn a_negative_fd_is_rejected(backend: Backend) {
     let mut poller = new_poller(backend);
     let err = poller
         .register(-1, 0, Interest::READABLE, Trigger::Level)
@@ -432,7 +438,7 @@ fn a_negative_fd_is_rejected(backend: &str) {
 /// Registers `reader`, has `send` make it readable, expects the event and
 /// reads `expected` back with `recv`.
 fn round_trip(
-    backend: &str,
+    backend: Backend,
     reader: RawFd,
     send: impl FnOnce(),
     recv: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
@@ -450,7 +456,7 @@ fn round_trip(
     poller.unregister(reader).unwrap();
 }
 
-fn pipes_work(backend: &str) {
+fn pipes_work(backend: Backend) {
     let _fds = fds_shared();
     let (read_end, write_end) = pipe();
     let mut reader = std::fs::File::from(read_end);
@@ -464,7 +470,7 @@ fn pipes_work(backend: &str) {
     );
 }
 
-fn tcp_works(backend: &str) {
+fn tcp_works(backend: Backend) {
     let _fds = fds_shared();
     let (mut ours, mut theirs) = tcp_pair();
     let fd = ours.as_raw_fd();
@@ -476,7 +482,7 @@ fn tcp_works(backend: &str) {
     );
 }
 
-fn udp_works(backend: &str) {
+fn udp_works(backend: Backend) {
     let _fds = fds_shared();
     let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
     ours.set_nonblocking(true).unwrap();
@@ -490,7 +496,7 @@ fn udp_works(backend: &str) {
     );
 }
 
-fn unix_streams_work(backend: &str) {
+fn unix_streams_work(backend: Backend) {
     let _fds = fds_shared();
     let (mut ours, mut theirs): (UnixStream, UnixStream) = socket_pair();
     let fd = ours.as_raw_fd();
@@ -502,7 +508,7 @@ fn unix_streams_work(backend: &str) {
     );
 }
 
-fn unix_datagrams_work(backend: &str) {
+fn unix_datagrams_work(backend: Backend) {
     let _fds = fds_shared();
     let (ours, theirs) = UnixDatagram::pair().unwrap();
     ours.set_nonblocking(true).unwrap();
@@ -518,9 +524,13 @@ fn unix_datagrams_work(backend: &str) {
 /// holds, every one is reported within ⌈N/64⌉ + 1 polls (no starvation of
 /// the ones past the buffer). select holds fds below 1024 only, so it gets
 /// 400 pairs; the others get 2000.
-fn a_full_events_buffer_serves_every_fd_in_turn(backend: &str) {
+fn a_full_events_buffer_serves_every_fd_in_turn(backend: Backend) {
     let _fds = fds_exclusive();
-    let pairs = if backend == "select" { 400 } else { 2000 };
+    let pairs = if backend == Backend::Select {
+        400
+    } else {
+        2000
+    };
     let mut poller = new_poller(backend);
     let mut sockets = Vec::with_capacity(pairs);
     for key in 0..pairs {

@@ -1,6 +1,10 @@
 //! `prefork_echo` end to end, driven as a user runs it: the real binary on
 //! port 0, real sockets, `kill -9` on real workers, `/proc` for zombies.
-//! Nothing here forks inside the (multi-threaded) test harness.
+//! Nothing here forks inside the test process.
+//!
+//! A `harness = false` binary run by the shared runner (tests/common/runner.rs),
+//! so that the fault-injection tests needing strace are counted as skipped
+//! where it is not installed.
 
 mod common;
 
@@ -9,7 +13,62 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Example, SOON, fd_count, for_each_backend, zombies};
+use common::runner::Runner;
+use common::{Example, SOON, fd_count, zombies};
+use reactor::Backend;
+
+fn main() {
+    let mut runner = Runner::from_args();
+    runner.per_backend(
+        "starts_n_workers_and_echoes_across_50_connections",
+        starts_n_workers_and_echoes_across_50_connections,
+    );
+    runner.test(
+        "killed_worker_is_reported_and_replaced_with_pidfds",
+        killed_worker_is_reported_and_replaced_with_pidfds,
+    );
+    runner.test(
+        "killed_worker_is_reported_and_replaced_with_sigchld",
+        killed_worker_is_reported_and_replaced_with_sigchld,
+    );
+    runner.test(
+        "no_zombie_lingers_with_pidfds",
+        no_zombie_lingers_with_pidfds,
+    );
+    runner.test(
+        "no_zombie_lingers_with_sigchld",
+        no_zombie_lingers_with_sigchld,
+    );
+    runner.test(
+        "sigterm_stops_every_worker_and_exits_0",
+        sigterm_stops_every_worker_and_exits_0,
+    );
+    runner.test("graceful_shutdown_under_load", graceful_shutdown_under_load);
+    runner.test(
+        "parent_fd_count_returns_to_baseline_after_replacements",
+        parent_fd_count_returns_to_baseline_after_replacements,
+    );
+    runner.test("restarts_are_rate_limited", restarts_are_rate_limited);
+    runner.test("bad_arguments_exit_2", bad_arguments_exit_2);
+    runner.test(
+        "a_failed_fork_is_logged_and_retried",
+        a_failed_fork_is_logged_and_retried,
+    );
+    runner.test(
+        "without_pidfd_open_the_server_falls_back_to_sigchld",
+        without_pidfd_open_the_server_falls_back_to_sigchld,
+    );
+    runner.test(
+        "eintr_in_blocking_calls_is_retried",
+        eintr_in_blocking_calls_is_retried,
+    );
+    runner.test(
+        "reuseport_workers_listen_on_one_port",
+        reuseport_workers_listen_on_one_port,
+    );
+    runner.test("every_line_is_printed_once", every_line_is_printed_once);
+    runner.finish()
+}
 
 /// Starts `prefork_echo` with `workers` workers and `extra` flags, and
 /// returns it with the pids of the workers it announced.
@@ -61,31 +120,28 @@ fn echo_once(example: &Example, message: &[u8]) {
     assert_eq!(back, message);
 }
 
-#[test]
-fn starts_n_workers_and_echoes_across_50_connections_on_every_backend() {
-    for_each_backend(|backend| {
-        let (mut example, pids) = start(3, &["--backend", backend]);
-        assert_eq!(
-            pids.iter().collect::<HashSet<_>>().len(),
-            3,
-            "[{backend}] distinct pids {pids:?}"
-        );
-        let streams: Vec<TcpStream> = (0..50)
-            .map(|_| TcpStream::connect(example.addr()).unwrap())
-            .collect();
-        for (i, mut stream) in streams.into_iter().enumerate() {
-            stream.set_read_timeout(Some(SOON)).unwrap();
-            let message = format!("[{backend}] connection {i} says hello\n");
-            stream.write_all(message.as_bytes()).unwrap();
-            let mut back = vec![0; message.len()];
-            stream
-                .read_exact(&mut back)
-                .unwrap_or_else(|e| panic!("[{backend}] echo {i}: {e}"));
-            assert_eq!(back, message.as_bytes());
-        }
-        example.signal(libc::SIGTERM);
-        assert_eq!(example.wait_exit(SOON).code(), Some(0), "[{backend}]");
-    });
+fn starts_n_workers_and_echoes_across_50_connections(backend: Backend) {
+    let (mut example, pids) = start(3, &["--backend", backend.name()]);
+    assert_eq!(
+        pids.iter().collect::<HashSet<_>>().len(),
+        3,
+        "[{backend}] distinct pids {pids:?}"
+    );
+    let streams: Vec<TcpStream> = (0..50)
+        .map(|_| TcpStream::connect(example.addr()).unwrap())
+        .collect();
+    for (i, mut stream) in streams.into_iter().enumerate() {
+        stream.set_read_timeout(Some(SOON)).unwrap();
+        let message = format!("[{backend}] connection {i} says hello\n");
+        stream.write_all(message.as_bytes()).unwrap();
+        let mut back = vec![0; message.len()];
+        stream
+            .read_exact(&mut back)
+            .unwrap_or_else(|e| panic!("[{backend}] echo {i}: {e}"));
+        assert_eq!(back, message.as_bytes());
+    }
+    example.signal(libc::SIGTERM);
+    assert_eq!(example.wait_exit(SOON).code(), Some(0), "[{backend}]");
 }
 
 /// `kill -9` of a worker: reported with its signal, replaced within 2 s,
@@ -122,12 +178,10 @@ fn killed_worker_is_reported_and_replaced(mode: &str) {
     assert_eq!(example.wait_exit(SOON).code(), Some(0), "[{mode}]");
 }
 
-#[test]
 fn killed_worker_is_reported_and_replaced_with_pidfds() {
     killed_worker_is_reported_and_replaced("pidfd");
 }
 
-#[test]
 fn killed_worker_is_reported_and_replaced_with_sigchld() {
     killed_worker_is_reported_and_replaced("sigchld");
 }
@@ -171,17 +225,14 @@ fn no_zombie_lingers(mode: &str) {
     assert_eq!(example.wait_exit(SOON).code(), Some(0), "[{mode}]");
 }
 
-#[test]
 fn no_zombie_lingers_with_pidfds() {
     no_zombie_lingers("pidfd");
 }
 
-#[test]
 fn no_zombie_lingers_with_sigchld() {
     no_zombie_lingers("sigchld");
 }
 
-#[test]
 fn sigterm_stops_every_worker_and_exits_0() {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         let (mut example, pids) = start(3, &[]);
@@ -200,7 +251,6 @@ fn sigterm_stops_every_worker_and_exits_0() {
 
 /// S18: 50 clients echoing non-stop when SIGTERM arrives: exit 0 within a
 /// bound, and every client sees its connection end (no hang).
-#[test]
 fn graceful_shutdown_under_load() {
     let (mut example, pids) = start(2, &[]);
     let addr = example.addr();
@@ -255,7 +305,6 @@ fn graceful_shutdown_under_load() {
 
 /// S15: the parent's descriptors return to their baseline after workers
 /// are killed and replaced (no leaked pidfds or pipes).
-#[test]
 fn parent_fd_count_returns_to_baseline_after_replacements() {
     for mode in ["pidfd", "sigchld"] {
         let (mut example, pids) = start(2, &["--child-mode", mode]);
@@ -277,7 +326,6 @@ fn parent_fd_count_returns_to_baseline_after_replacements() {
 
 /// A crash loop cannot become a fork bomb: killing every worker as soon as
 /// it starts is met with at most `--workers` restarts a second.
-#[test]
 fn restarts_are_rate_limited() {
     let (mut example, mut live) = start(2, &[]);
     let begin = Instant::now();
@@ -309,7 +357,6 @@ fn unsafe_kill(pid: i32) {
     unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
-#[test]
 fn bad_arguments_exit_2() {
     for args in [
         &["--workers", "0"][..],
@@ -329,12 +376,8 @@ fn bad_arguments_exit_2() {
 /// RELIABILITY S17: `fork` failing with `EAGAIN` (injected into glibc's
 /// `clone` with strace) is logged and retried; the pool fills up anyway and
 /// the server keeps serving. Skipped when strace is not installed.
-#[test]
 fn a_failed_fork_is_logged_and_retried() {
-    if !common::have_program("strace") {
-        eprintln!("strace not installed: skipping");
-        return;
-    }
+    common::require_program("strace");
     let wrapper = [
         "strace",
         "-f",
@@ -371,12 +414,8 @@ fn a_failed_fork_is_logged_and_retried() {
 /// RELIABILITY S16(c): on a kernel without `pidfd_open` (simulated with
 /// strace: `ENOSYS`), the server detects it and falls back to SIGCHLD
 /// reaping, still reporting and replacing killed workers.
-#[test]
 fn without_pidfd_open_the_server_falls_back_to_sigchld() {
-    if !common::have_program("strace") {
-        eprintln!("strace not installed: skipping");
-        return;
-    }
+    common::require_program("strace");
     let wrapper = [
         "strace",
         "-f",
@@ -419,12 +458,8 @@ fn traced_pid(example: &Example) -> i32 {
 /// (injected with strace into every third `epoll_wait` and every second
 /// `accept4` and `waitid`) is retried: the server serves, replaces a killed
 /// worker, and stops cleanly.
-#[test]
 fn eintr_in_blocking_calls_is_retried() {
-    if !common::have_program("strace") {
-        eprintln!("strace not installed: skipping");
-        return;
-    }
+    common::require_program("strace");
     let wrapper = [
         "strace",
         "-f",
@@ -469,7 +504,6 @@ fn eintr_in_blocking_calls_is_retried() {
 /// `--reuseport`: every worker has its own SO_REUSEPORT listener on the
 /// port the parent reserved; connections reach them all, and a
 /// replacement worker joins the group.
-#[test]
 fn reuseport_workers_listen_on_one_port() {
     let (mut example, pids) = start(3, &["--reuseport"]);
     for i in 0..50 {
@@ -488,7 +522,6 @@ fn reuseport_workers_listen_on_one_port() {
 
 /// S15: every line is printed once (stdout is flushed before each fork and
 /// workers leave with `_exit`, so no buffered line is printed twice).
-#[test]
 fn every_line_is_printed_once() {
     let (mut example, pids) = start(3, &[]);
     kill(pids[1], libc::SIGKILL);

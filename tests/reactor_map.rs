@@ -17,20 +17,17 @@ use common::{fds_exclusive, fds_shared, socket_pair};
 use reactor::{Backend, Error, Events, Interest, Reactor, Token};
 
 backend_tests!(
-    backends: [select, poll, epoll],
-    tests: [
-        insert_get_modify_and_remove_work,
-        remove_hands_the_object_back_open,
-        a_stale_token_reaches_nothing,
-        a_slot_and_fd_reused_in_one_batch_get_no_stale_event,
-        a_waker_on_another_thread_wakes_a_blocked_poll,
-        a_million_wakes_without_a_drain_never_block,
-        a_refused_insert_hands_the_object_back,
-    ]
+    insert_get_modify_and_remove_work,
+    remove_hands_the_object_back_open,
+    a_stale_token_reaches_nothing,
+    a_slot_and_fd_reused_in_one_batch_get_no_stale_event,
+    a_waker_on_another_thread_wakes_a_blocked_poll,
+    a_million_wakes_without_a_drain_never_block,
+    a_refused_insert_hands_the_object_back,
 );
 
-fn reactor<T>(backend: &str) -> Reactor<T> {
-    Reactor::with_backend(backend.parse::<Backend>().unwrap()).unwrap()
+fn reactor<T>(backend: Backend) -> Reactor<T> {
+    Reactor::with_backend(backend).unwrap()
 }
 
 /// Polls until an event for `token` arrives; fails after 5 s.
@@ -52,7 +49,7 @@ fn expect_token<T>(reactor: &mut Reactor<T>, token: Token) -> reactor::Event {
     }
 }
 
-fn insert_get_modify_and_remove_work(backend: &str) {
+fn insert_get_modify_and_remove_work(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = reactor::<UnixStream>(backend);
     let (ours, mut theirs) = socket_pair();
@@ -84,7 +81,7 @@ fn insert_get_modify_and_remove_work(backend: &str) {
     assert!(reactor.is_empty());
 }
 
-fn remove_hands_the_object_back_open(backend: &str) {
+fn remove_hands_the_object_back_open(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = reactor::<UnixStream>(backend);
     let (ours, mut theirs) = socket_pair();
@@ -105,7 +102,7 @@ fn remove_hands_the_object_back_open(backend: &str) {
     assert!(events.is_empty(), "[{backend}] {events:?}");
 }
 
-fn a_stale_token_reaches_nothing(backend: &str) {
+fn a_stale_token_reaches_nothing(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = reactor::<UnixStream>(backend);
     let (a, _a_peer) = socket_pair();
@@ -132,7 +129,7 @@ fn a_stale_token_reaches_nothing(backend: &str) {
 /// both; A's handler removes and drops B, then makes C with `socketpair()`
 /// (lowest free fd: B's) and inserts it (the slab reuses B's slot); the
 /// batch goes on. B's event must not reach C.
-fn a_slot_and_fd_reused_in_one_batch_get_no_stale_event(backend: &str) {
+fn a_slot_and_fd_reused_in_one_batch_get_no_stale_event(backend: Backend) {
     // Exclusive: another thread must not take B's fd number in between.
     let _fds = fds_exclusive();
     let mut reactor = reactor::<UnixStream>(backend);
@@ -230,7 +227,7 @@ fn a_slot_and_fd_reused_in_one_batch_get_no_stale_event(backend: &str) {
     assert_eq!(&buf, b"c");
 }
 
-fn a_waker_on_another_thread_wakes_a_blocked_poll(backend: &str) {
+fn a_waker_on_another_thread_wakes_a_blocked_poll(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = reactor::<UnixStream>(backend);
     let (ours, _theirs) = socket_pair();
@@ -273,7 +270,7 @@ fn a_waker_on_another_thread_wakes_a_blocked_poll(backend: &str) {
 /// RELIABILITY L12(b): 10⁶ wakes with no `poll` in between never block
 /// (the eventfd counter just grows), then one `poll` returns at once and
 /// drains them all.
-fn a_million_wakes_without_a_drain_never_block(backend: &str) {
+fn a_million_wakes_without_a_drain_never_block(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = reactor::<UnixStream>(backend);
     let waker = reactor.waker().unwrap();
@@ -308,7 +305,7 @@ fn a_million_wakes_without_a_drain_never_block(backend: &str) {
     );
 }
 
-fn a_refused_insert_hands_the_object_back(backend: &str) {
+fn a_refused_insert_hands_the_object_back(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = reactor::<Rc<UnixStream>>(backend);
     let (ours, mut theirs) = socket_pair();
@@ -350,7 +347,7 @@ fn a_refused_insert_hands_the_object_back(backend: &str) {
 #[test]
 fn select_refuses_a_high_fd_and_hands_it_back() {
     let _fds = fds_shared();
-    let mut reactor = reactor::<std::os::fd::OwnedFd>("select");
+    let mut reactor = reactor::<std::os::fd::OwnedFd>(Backend::Select);
     let (ours, _theirs) = socket_pair();
     let high = common::dup_at_least(&ours, 1500);
     let fd = high.as_raw_fd();

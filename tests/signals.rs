@@ -5,13 +5,20 @@
 //! and fork tests run in single-threaded binaries: `signal_storm.rs`,
 //! `fork_safety.rs`.
 
+#[macro_use]
 mod common;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{SOON, for_each_backend};
+use common::SOON;
+use reactor::Backend;
 use reactor::{Events, Interest, Reactor, Signals};
+
+backend_tests!(
+    a_signal_from_another_thread_wakes_a_blocked_poll,
+    several_deliveries_coalesce_into_one_report_and_none_is_lost,
+);
 
 /// Handlers are per process: one test at a time.
 static LOCK: Mutex<()> = Mutex::new(());
@@ -48,80 +55,74 @@ fn wait_signals(reactor: &mut Reactor<Signals>, token: reactor::Token) -> Vec<li
     }
 }
 
-#[test]
-fn a_signal_from_another_thread_wakes_a_blocked_poll() {
+fn a_signal_from_another_thread_wakes_a_blocked_poll(backend: Backend) {
     let _serial = serial();
-    for_each_backend(|backend| {
-        let mut reactor = Reactor::with_backend(backend.parse().unwrap()).unwrap();
-        let token = reactor
-            .insert(Signals::new(&[libc::SIGUSR1]).unwrap(), Interest::READABLE)
-            .unwrap();
-        let start = Instant::now();
-        let sender = std::thread::spawn(|| {
-            std::thread::sleep(Duration::from_millis(50));
-            kill_self(libc::SIGUSR1);
-        });
-        let mut events = Events::with_capacity(8);
-        let n = reactor
-            .poll(&mut events, Some(Duration::from_secs(10)))
-            .unwrap();
-        let waited = start.elapsed();
-        sender.join().unwrap();
-        assert_eq!(n, 1, "[{backend}]");
-        assert!(
-            waited >= Duration::from_millis(40) && waited < SOON,
-            "[{backend}] woke after {waited:?}"
-        );
-        assert_eq!(
-            reactor.get_mut(token).unwrap().read().unwrap(),
-            vec![libc::SIGUSR1],
-            "[{backend}]"
-        );
+    let mut reactor = Reactor::with_backend(backend).unwrap();
+    let token = reactor
+        .insert(Signals::new(&[libc::SIGUSR1]).unwrap(), Interest::READABLE)
+        .unwrap();
+    let start = Instant::now();
+    let sender = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(50));
+        kill_self(libc::SIGUSR1);
     });
+    let mut events = Events::with_capacity(8);
+    let n = reactor
+        .poll(&mut events, Some(Duration::from_secs(10)))
+        .unwrap();
+    let waited = start.elapsed();
+    sender.join().unwrap();
+    assert_eq!(n, 1, "[{backend}]");
+    assert!(
+        waited >= Duration::from_millis(40) && waited < SOON,
+        "[{backend}] woke after {waited:?}"
+    );
+    assert_eq!(
+        reactor.get_mut(token).unwrap().read().unwrap(),
+        vec![libc::SIGUSR1],
+        "[{backend}]"
+    );
 }
 
-#[test]
-fn several_deliveries_coalesce_into_one_report_and_none_is_lost() {
+fn several_deliveries_coalesce_into_one_report_and_none_is_lost(backend: Backend) {
     let _serial = serial();
-    for_each_backend(|backend| {
-        let mut reactor = Reactor::with_backend(backend.parse().unwrap()).unwrap();
-        let signals = Signals::new(&[libc::SIGUSR1, libc::SIGUSR2]).unwrap();
-        let token = reactor.insert(signals, Interest::READABLE).unwrap();
-        for _ in 0..10 {
-            kill_self(libc::SIGUSR2);
-            kill_self(libc::SIGUSR1);
-        }
-        // Twenty deliveries, a handful of reports at most: they coalesce.
-        // (A process-directed signal may land on any thread, a little
-        // later, so gather until both were seen.)
-        let mut got = Vec::new();
-        let mut reports = 0;
-        while !(got.contains(&libc::SIGUSR1) && got.contains(&libc::SIGUSR2)) {
-            got.extend(wait_signals(&mut reactor, token));
-            reports += 1;
-        }
-        assert!(
-            got.len() <= 4 && reports <= 2,
-            "[{backend}] {got:?} in {reports} reports"
-        );
-        // Let stragglers land, take them, and then the pipe is empty: no
-        // event, nothing to read.
-        std::thread::sleep(Duration::from_millis(50));
-        reactor.get_mut(token).unwrap().read().unwrap();
-        let mut events = Events::with_capacity(8);
-        let n = reactor
-            .poll(&mut events, Some(Duration::from_millis(50)))
-            .unwrap();
-        assert_eq!(n, 0, "[{backend}] read left the pipe readable");
-        assert!(reactor.get_mut(token).unwrap().read().unwrap().is_empty());
-        // No lost wake-up: the next signal wakes poll again.
+    let mut reactor = Reactor::with_backend(backend).unwrap();
+    let signals = Signals::new(&[libc::SIGUSR1, libc::SIGUSR2]).unwrap();
+    let token = reactor.insert(signals, Interest::READABLE).unwrap();
+    for _ in 0..10 {
         kill_self(libc::SIGUSR2);
-        assert_eq!(
-            wait_signals(&mut reactor, token),
-            vec![libc::SIGUSR2],
-            "[{backend}]"
-        );
-    });
+        kill_self(libc::SIGUSR1);
+    }
+    // Twenty deliveries, a handful of reports at most: they coalesce.
+    // (A process-directed signal may land on any thread, a little
+    // later, so gather until both were seen.)
+    let mut got = Vec::new();
+    let mut reports = 0;
+    while !(got.contains(&libc::SIGUSR1) && got.contains(&libc::SIGUSR2)) {
+        got.extend(wait_signals(&mut reactor, token));
+        reports += 1;
+    }
+    assert!(
+        got.len() <= 4 && reports <= 2,
+        "[{backend}] {got:?} in {reports} reports"
+    );
+    // Let stragglers land, take them, and then the pipe is empty: no
+    // event, nothing to read.
+    std::thread::sleep(Duration::from_millis(50));
+    reactor.get_mut(token).unwrap().read().unwrap();
+    let mut events = Events::with_capacity(8);
+    let n = reactor
+        .poll(&mut events, Some(Duration::from_millis(50)))
+        .unwrap();
+    assert_eq!(n, 0, "[{backend}] read left the pipe readable");
+    assert!(reactor.get_mut(token).unwrap().read().unwrap().is_empty());
+    // No lost wake-up: the next signal wakes poll again.
+    kill_self(libc::SIGUSR2);
+    assert_eq!(
+        wait_signals(&mut reactor, token),
+        vec![libc::SIGUSR2],
+        "[{backend}]"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! RELIABILITY S12 (stale socket, regular file, live server, long path,
 //! mode 0600, removal on SIGINT/SIGTERM) and the fd soak (L16).
 
+#[macro_use]
 mod common;
 
 use std::io::{Read, Write};
@@ -13,7 +14,19 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Example, SOON, example_path, fd_count, for_each_backend, limit_nofile};
+use common::{Example, SOON, example_path, fd_count, limit_nofile};
+use reactor::Backend;
+
+backend_tests!(
+    unix_send_lines_are_printed_and_answered,
+    hundred_concurrent_clients,
+    a_stale_socket_from_a_killed_server_is_replaced,
+    a_regular_file_at_the_path_is_an_error_and_untouched,
+    a_live_servers_socket_is_an_error_and_keeps_working,
+    the_socket_file_is_owner_only_and_removed_on_stop,
+    no_descriptor_leak_over_many_connections,
+    a_path_too_long_for_sun_path_is_refused_not_truncated,
+);
 
 /// A fresh, empty directory for one test's socket files, removed on drop.
 struct TempDir(PathBuf);
@@ -38,10 +51,15 @@ impl Drop for TempDir {
     }
 }
 
-fn start(path: &Path, backend: &str) -> Example {
+fn start(path: &Path, backend: Backend) -> Example {
     Example::start(
         "unix_recv",
-        &["--path", path.to_str().unwrap(), "--backend", backend],
+        &[
+            "--path",
+            path.to_str().unwrap(),
+            "--backend",
+            backend.name(),
+        ],
     )
 }
 
@@ -78,10 +96,15 @@ fn run(name: &str, args: &[&str], input: &[u8]) -> Output {
 
 /// Starts `unix_recv` expecting it to refuse: exit status 1, and stderr.
 #[track_caller]
-fn refused(path: &Path, backend: &str) -> String {
+fn refused(path: &Path, backend: Backend) -> String {
     let out = run(
         "unix_recv",
-        &["--path", path.to_str().unwrap(), "--backend", backend],
+        &[
+            "--path",
+            path.to_str().unwrap(),
+            "--backend",
+            backend.name(),
+        ],
         b"",
     );
     assert_eq!(out.status.code(), Some(1), "[{backend}] {out:?}");
@@ -103,187 +126,170 @@ fn ask(path: &Path, msg: &str) {
     assert_eq!(&buf, b"Receive");
 }
 
-#[test]
-fn unix_send_lines_are_printed_and_answered() {
-    for_each_backend(|backend| {
-        let dir = TempDir::new();
-        let path = dir.sock();
-        let server = start(&path, backend);
-        assert_eq!(server.listening_on, path.to_str().unwrap());
-        let p = path.to_str().unwrap();
-        let out = run(
-            "unix_send",
-            &["--path", p, "--backend", backend],
-            "hello\n你好\n".as_bytes(),
-        );
-        assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "Receive\nReceive\n",
-            "[{backend}]"
-        );
-        assert_eq!(server.expect_line("hello", |_| true), "hello");
-        assert_eq!(server.expect_line("你好", |_| true), "你好");
-        // A second client after the first left; an empty line ends it, as in the course.
-        let out = run(
-            "unix_send",
-            &["--path", p, "--backend", backend],
-            b"again\r\n\nnot sent\n",
-        );
-        assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "Receive\n",
-            "[{backend}]"
-        );
-        assert_eq!(server.expect_line("again", |_| true), "again");
-        assert!(
-            server.next_line(Duration::from_millis(200)).is_none(),
-            "[{backend}] `not sent` was sent"
-        );
-    });
+fn unix_send_lines_are_printed_and_answered(backend: Backend) {
+    let dir = TempDir::new();
+    let path = dir.sock();
+    let server = start(&path, backend);
+    assert_eq!(server.listening_on, path.to_str().unwrap());
+    let p = path.to_str().unwrap();
+    let out = run(
+        "unix_send",
+        &["--path", p, "--backend", backend.name()],
+        "hello\n你好\n".as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Receive\nReceive\n",
+        "[{backend}]"
+    );
+    assert_eq!(server.expect_line("hello", |_| true), "hello");
+    assert_eq!(server.expect_line("你好", |_| true), "你好");
+    // A second client after the first left; an empty line ends it, as in the course.
+    let out = run(
+        "unix_send",
+        &["--path", p, "--backend", backend.name()],
+        b"again\r\n\nnot sent\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Receive\n",
+        "[{backend}]"
+    );
+    assert_eq!(server.expect_line("again", |_| true), "again");
+    assert!(
+        server.next_line(Duration::from_millis(200)).is_none(),
+        "[{backend}] `not sent` was sent"
+    );
 }
 
-#[test]
-fn hundred_concurrent_clients() {
-    for_each_backend(|backend| {
-        let dir = TempDir::new();
-        let path = dir.sock();
-        let server = start(&path, backend);
-        let mut clients: Vec<UnixStream> = (0..100)
-            .map(|_| UnixStream::connect(&path).unwrap())
-            .collect();
-        for (i, c) in clients.iter_mut().enumerate() {
-            c.set_read_timeout(Some(SOON)).unwrap();
-            c.write_all(format!("client {i}").as_bytes()).unwrap();
-        }
-        for c in &mut clients {
-            let mut buf = [0u8; 7];
-            c.read_exact(&mut buf).unwrap();
-            assert_eq!(&buf, b"Receive", "[{backend}]");
-        }
-        let mut seen = std::collections::HashSet::new();
-        while seen.len() < 100 {
-            seen.insert(server.expect_line("client i", |l| l.starts_with("client ")));
-        }
-    });
+fn hundred_concurrent_clients(backend: Backend) {
+    let dir = TempDir::new();
+    let path = dir.sock();
+    let server = start(&path, backend);
+    let mut clients: Vec<UnixStream> = (0..100)
+        .map(|_| UnixStream::connect(&path).unwrap())
+        .collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.set_read_timeout(Some(SOON)).unwrap();
+        c.write_all(format!("client {i}").as_bytes()).unwrap();
+    }
+    for c in &mut clients {
+        let mut buf = [0u8; 7];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"Receive", "[{backend}]");
+    }
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 100 {
+        seen.insert(server.expect_line("client i", |l| l.starts_with("client ")));
+    }
 }
 
-#[test]
-fn a_stale_socket_from_a_killed_server_is_replaced() {
-    for_each_backend(|backend| {
-        let dir = TempDir::new();
-        let path = dir.sock();
-        let mut first = start(&path, backend);
-        first.signal(libc::SIGKILL);
-        first.wait_exit(SOON);
-        let meta =
-            std::fs::symlink_metadata(&path).expect("the killed server left its socket file");
-        assert!(meta.file_type().is_socket());
-        let server = start(&path, backend);
-        ask(&path, "after the stale file");
-        server.expect_line("after the stale file", |l| l == "after the stale file");
-    });
+fn a_stale_socket_from_a_killed_server_is_replaced(backend: Backend) {
+    let dir = TempDir::new();
+    let path = dir.sock();
+    let mut first = start(&path, backend);
+    first.signal(libc::SIGKILL);
+    first.wait_exit(SOON);
+    let meta = std::fs::symlink_metadata(&path).expect("the killed server left its socket file");
+    assert!(meta.file_type().is_socket());
+    let server = start(&path, backend);
+    ask(&path, "after the stale file");
+    server.expect_line("after the stale file", |l| l == "after the stale file");
 }
 
-#[test]
-fn a_regular_file_at_the_path_is_an_error_and_untouched() {
-    for_each_backend(|backend| {
-        let dir = TempDir::new();
-        let path = dir.sock();
-        std::fs::write(&path, b"precious data").unwrap();
-        let err = refused(&path, backend);
-        assert!(
-            err.contains(path.to_str().unwrap()),
-            "[{backend}] error names the path: {err}"
-        );
-        assert!(err.contains("not a socket"), "[{backend}] {err}");
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            b"precious data",
-            "[{backend}] file untouched"
-        );
-        // A directory is not a socket either.
-        let sub = dir.0.join("a_dir");
-        std::fs::create_dir(&sub).unwrap();
-        refused(&sub, backend);
-        assert!(sub.is_dir());
-    });
+fn a_regular_file_at_the_path_is_an_error_and_untouched(backend: Backend) {
+    let dir = TempDir::new();
+    let path = dir.sock();
+    std::fs::write(&path, b"precious data").unwrap();
+    let err = refused(&path, backend);
+    assert!(
+        err.contains(path.to_str().unwrap()),
+        "[{backend}] error names the path: {err}"
+    );
+    assert!(err.contains("not a socket"), "[{backend}] {err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"precious data",
+        "[{backend}] file untouched"
+    );
+    // A directory is not a socket either.
+    let sub = dir.0.join("a_dir");
+    std::fs::create_dir(&sub).unwrap();
+    refused(&sub, backend);
+    assert!(sub.is_dir());
 }
 
-#[test]
-fn a_live_servers_socket_is_an_error_and_keeps_working() {
-    for_each_backend(|backend| {
-        let dir = TempDir::new();
-        let path = dir.sock();
-        let server = start(&path, backend);
-        let err = refused(&path, backend);
-        assert!(
-            err.contains(path.to_str().unwrap()) && err.contains("another server"),
-            "[{backend}] {err}"
-        );
-        ask(&path, "first still serves");
-        server.expect_line("first still serves", |l| l == "first still serves");
-    });
+fn a_live_servers_socket_is_an_error_and_keeps_working(backend: Backend) {
+    let dir = TempDir::new();
+    let path = dir.sock();
+    let server = start(&path, backend);
+    let err = refused(&path, backend);
+    assert!(
+        err.contains(path.to_str().unwrap()) && err.contains("another server"),
+        "[{backend}] {err}"
+    );
+    ask(&path, "first still serves");
+    server.expect_line("first still serves", |l| l == "first still serves");
 }
 
-#[test]
-fn a_path_too_long_for_sun_path_is_refused_not_truncated() {
+fn a_path_too_long_for_sun_path_is_refused_not_truncated(backend: Backend) {
     let dir = TempDir::new();
     let prefix = dir.0.to_str().unwrap().len() + 1;
     let name = "s".repeat(120 - prefix);
     let path = dir.0.join(&name);
     assert_eq!(path.as_os_str().len(), 120);
-    for_each_backend(|backend| {
-        let err = refused(&path, backend);
-        assert!(
-            err.contains("120 bytes") && err.contains("107"),
-            "[{backend}] {err}"
-        );
-        assert_eq!(
-            std::fs::read_dir(&dir.0).unwrap().count(),
-            0,
-            "[{backend}] nothing created"
-        );
-    });
+    let err = refused(&path, backend);
+    assert!(
+        err.contains("120 bytes") && err.contains("107"),
+        "[{backend}] {err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir.0).unwrap().count(),
+        0,
+        "[{backend}] nothing created"
+    );
 }
 
-#[test]
-fn the_socket_file_is_owner_only_and_removed_on_stop() {
-    for_each_backend(|backend| {
-        for signal in [libc::SIGINT, libc::SIGTERM] {
-            let dir = TempDir::new();
-            let path = dir.sock();
-            let mut server = Example::start_with(
-                "unix_recv",
-                &["--path", path.to_str().unwrap(), "--backend", backend],
-                |c| {
-                    use std::os::unix::process::CommandExt;
-                    // SAFETY: umask is async-signal-safe and only sets the child's mask.
-                    unsafe {
-                        c.pre_exec(|| {
-                            libc::umask(0o022);
-                            Ok(())
-                        });
-                    }
-                },
-            );
-            let mode = std::fs::symlink_metadata(&path)
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777;
-            assert_eq!(mode, 0o600, "[{backend}] mode {mode:o} under umask 022");
-            ask(&path, "bye");
-            server.signal(signal);
-            let status = server.wait_exit(SOON);
-            assert_eq!(status.code(), Some(0), "[{backend}] {status:?}");
-            assert!(
-                !path.exists(),
-                "[{backend}] socket file left behind after signal {signal}"
-            );
-        }
-    });
+fn the_socket_file_is_owner_only_and_removed_on_stop(backend: Backend) {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let dir = TempDir::new();
+        let path = dir.sock();
+        let mut server = Example::start_with(
+            "unix_recv",
+            &[
+                "--path",
+                path.to_str().unwrap(),
+                "--backend",
+                backend.name(),
+            ],
+            |c| {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: umask is async-signal-safe and only sets the child's mask.
+                unsafe {
+                    c.pre_exec(|| {
+                        libc::umask(0o022);
+                        Ok(())
+                    });
+                }
+            },
+        );
+        let mode = std::fs::symlink_metadata(&path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "[{backend}] mode {mode:o} under umask 022");
+        ask(&path, "bye");
+        server.signal(signal);
+        let status = server.wait_exit(SOON);
+        assert_eq!(status.code(), Some(0), "[{backend}] {status:?}");
+        assert!(
+            !path.exists(),
+            "[{backend}] socket file left behind after signal {signal}"
+        );
+    }
 }
 
 #[test]
@@ -297,39 +303,41 @@ fn unix_send_without_a_server_fails_naming_the_path() {
 
 /// L16 for the unix demo: 500 connect/send/close cycles under
 /// `RLIMIT_NOFILE=32`, the descriptor count back to where it started.
-#[test]
-fn no_descriptor_leak_over_many_connections() {
-    for_each_backend(|backend| {
-        let dir = TempDir::new();
-        let path = dir.sock();
-        let server = Example::start_with(
-            "unix_recv",
-            &["--path", path.to_str().unwrap(), "--backend", backend],
-            |c| limit_nofile(c, 32),
+fn no_descriptor_leak_over_many_connections(backend: Backend) {
+    let dir = TempDir::new();
+    let path = dir.sock();
+    let server = Example::start_with(
+        "unix_recv",
+        &[
+            "--path",
+            path.to_str().unwrap(),
+            "--backend",
+            backend.name(),
+        ],
+        |c| limit_nofile(c, 32),
+    );
+    ask(&path, "ready");
+    std::thread::sleep(Duration::from_millis(100));
+    let baseline = fd_count(server.pid());
+    for i in 0..500 {
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.write_all(b"x").unwrap();
+        if i % 2 == 0 {
+            // Leave without reading the answer.
+            continue;
+        }
+        let mut buf = [0u8; 7];
+        s.set_read_timeout(Some(SOON)).unwrap();
+        s.read_exact(&mut buf).unwrap();
+    }
+    let deadline = std::time::Instant::now() + SOON;
+    while fd_count(server.pid()) != baseline {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "[{backend}] fds {} ≠ {baseline}",
+            fd_count(server.pid())
         );
-        ask(&path, "ready");
-        std::thread::sleep(Duration::from_millis(100));
-        let baseline = fd_count(server.pid());
-        for i in 0..500 {
-            let mut s = UnixStream::connect(&path).unwrap();
-            s.write_all(b"x").unwrap();
-            if i % 2 == 0 {
-                // Leave without reading the answer.
-                continue;
-            }
-            let mut buf = [0u8; 7];
-            s.set_read_timeout(Some(SOON)).unwrap();
-            s.read_exact(&mut buf).unwrap();
-        }
-        let deadline = std::time::Instant::now() + SOON;
-        while fd_count(server.pid()) != baseline {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "[{backend}] fds {} ≠ {baseline}",
-                fd_count(server.pid())
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        ask(&path, "after the soak");
-    });
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ask(&path, "after the soak");
 }

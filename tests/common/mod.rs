@@ -5,30 +5,63 @@
 //! Each test file includes this with `mod common;` and uses what it needs.
 #![allow(dead_code)]
 
-/// Instantiates each `fn name(backend: &str)` once per backend, in a module
-/// named after the backend, so a failure reads `poll::name` (CPython's
-/// `BaseSelectorTestCase` mixin, in Rust). Test files use it through
-/// `#[macro_use] mod common;`:
+/// The backends every per-backend test runs on, written once: a module
+/// name and the `Backend` variant it tests. [`backend_tests!`] and
+/// [`BACKENDS`] both come from this list, so a new backend (one more
+/// variant in `Backend::ALL`) is one more line here; the test
+/// `the_test_backends_are_backend_all` (tests/poller_contract.rs) fails
+/// until that line is added.
+macro_rules! with_backends {
+    ($then:ident ! ( $($args:tt)* )) => {
+        $then! { $($args)* [
+            select => Select,
+            poll => Poll,
+            epoll => Epoll,
+        ] }
+    };
+}
+
+/// Instantiates each `fn name(backend: Backend)` once per backend, in a
+/// module named after the backend, so every test name carries its backend
+/// and a failure reads `poll::name` (CPython's `BaseSelectorTestCase`
+/// mixin, in Rust). Test files use it through `#[macro_use] mod common;`:
 ///
 /// ```ignore
-/// backend_tests!(backends: [select, poll, epoll], tests: [readable_after_write]);
+/// backend_tests!(readable_after_the_peer_writes, unregister_stops_events);
 /// ```
 #[allow(unused_macros)]
 macro_rules! backend_tests {
-    (backends: [$($backend:ident),*], tests: $tests:tt) => {
-        $( backend_tests!(@backend $backend $tests); )*
+    ($($test:ident),* $(,)?) => {
+        with_backends!(backend_tests!(@each [$($test),*]));
     };
-    (@backend $backend:ident [$($test:ident),* $(,)?]) => {
-        mod $backend {
+    (@each $tests:tt [$($module:ident => $variant:ident),* $(,)?]) => {
+        $( backend_tests!(@one $module $variant $tests); )*
+    };
+    (@one $module:ident $variant:ident [$($test:ident),*]) => {
+        mod $module {
             $(
                 #[test]
                 fn $test() {
-                    super::$test(stringify!($backend))
+                    super::$test(::reactor::Backend::$variant)
                 }
             )*
         }
     };
 }
+
+/// Turns the list of [`with_backends!`] into a slice of `Backend`.
+macro_rules! backend_slice {
+    ([$($module:ident => $variant:ident),* $(,)?]) => {
+        &[$(::reactor::Backend::$variant),*]
+    };
+}
+
+/// Every backend the tests run on, in the order of [`with_backends!`]:
+/// for the harness-free binaries ([`runner::Runner::per_backend`]) and for
+/// tests that walk all backends inside one test on purpose.
+pub const BACKENDS: &[Backend] = with_backends!(backend_slice!());
+
+pub mod runner;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -44,10 +77,11 @@ use reactor::{AnyPoller, Backend, Event, Events, Poller};
 /// Generous default for "this should happen soon" (the machine is noisy).
 pub const SOON: Duration = Duration::from_secs(5);
 
-/// A poller of the backend named `name` (`"select"`, `"poll"`, `"epoll"`).
-pub fn new_poller(name: &str) -> AnyPoller {
-    let backend: Backend = name.parse().expect("backend name");
-    backend.new_poller().expect("create poller")
+/// A poller of `backend`.
+pub fn new_poller(backend: Backend) -> AnyPoller {
+    backend
+        .new_poller()
+        .unwrap_or_else(|e| panic!("[{backend}] create poller: {e}"))
 }
 
 /// A connected, non-blocking `AF_UNIX` stream pair.
@@ -362,13 +396,6 @@ pub fn dup_at_least(fd: &impl AsRawFd, target: i32) -> std::os::fd::OwnedFd {
     unsafe { std::os::fd::OwnedFd::from_raw_fd(new) }
 }
 
-/// Runs `test` once per backend name, so one body covers all three.
-pub fn for_each_backend(test: impl Fn(&str)) {
-    for backend in Backend::ALL {
-        test(backend.name());
-    }
-}
-
 /// Resident memory of `pid` in KiB (`VmRSS` in `/proc/<pid>/status`): the
 /// unbounded-buffering detector.
 pub fn rss_kib(pid: i32) -> u64 {
@@ -449,6 +476,48 @@ pub fn have_program(program: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok()
+}
+
+/// Skips the running test unless `program` is installed: the runner of a
+/// harness-free binary counts the test as skipped (see [`runner::skip`]).
+pub fn require_program(program: &str) {
+    if !have_program(program) {
+        runner::skip(&format!("{program} is not installed"));
+    }
+}
+
+/// A small seeded generator (xorshift64*), so a failing random test
+/// repeats exactly: the one generator every test uses.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator started from `seed` (zero is replaced: xorshift would
+    /// stay at zero for ever).
+    pub fn new(seed: u64) -> Rng {
+        Rng(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
+    }
+
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
 }
 
 /// A connected TCP pair over loopback, both ends non-blocking:
