@@ -437,29 +437,94 @@ fn a_record_too_big_to_allocate_is_an_error_not_an_abort() {
 
 #[test]
 fn hostile_formats_do_not_panic() {
-    // Huge counts, odd characters, every byte: errors or sizes, never a panic.
-    let formats = [
-        "18446744073709551615x",
-        "18446744073709551616x",
-        "9223372036854775807x",
-        "9223372036854775807x1x",
-        "@9223372036854775807c0q",
-        "4611686018427387904h",
-        "\u{0}",
-        "3\u{0}",
-        "<\u{1F600}",
-        "@@",
-        "99999999999999999999999999999999999999999999999999s",
+    // Huge counts and odd characters: each is refused with the position
+    // and reason CPython gives (`total struct size too long`, `bad char in
+    // struct format`), or accepted with CPython's size; never a panic.
+    const TOO_LONG: &str = "total struct size too long";
+    let expected: [(&str, Result<usize, (usize, &str)>); 11] = [
+        ("18446744073709551615x", Err((20, TOO_LONG))),
+        ("18446744073709551616x", Err((0, TOO_LONG))),
+        ("9223372036854775807x", Ok(9_223_372_036_854_775_807)),
+        ("9223372036854775807x1x", Err((21, TOO_LONG))),
+        ("@9223372036854775807c0q", Err((22, TOO_LONG))),
+        ("4611686018427387904h", Err((19, TOO_LONG))),
+        ("\u{0}", Err((0, "is not a format character"))),
+        ("3\u{0}", Err((1, "is not a format character"))),
+        ("<\u{1F600}", Err((1, "is not a format character"))),
+        ("@@", Err((1, "byte order may only come first"))),
+        (
+            "99999999999999999999999999999999999999999999999999s",
+            Err((0, TOO_LONG)),
+        ),
     ];
-    for format in formats {
-        let _ = Struct::new(format);
+    for (format, want) in expected {
+        match (Struct::new(format), want) {
+            (Ok(st), Ok(size)) => assert_eq!(st.size(), size, "{format:?}"),
+            (
+                Err(Error::StructFormat {
+                    position, reason, ..
+                }),
+                Err((at, why)),
+            ) => assert!(
+                position == at && reason.contains(why),
+                "{format:?}: refused at {position} ({reason}), expected at {at} ({why})"
+            ),
+            (got, want) => panic!("{format:?}: got {got:?}, expected {want:?}"),
+        }
     }
+    // Every byte after each prefix: exactly what CPython accepts, with its
+    // size (x86-64), and a record of 0xff bytes always unpacks.
     for byte in 0..=255u8 {
         for prefix in ["", "<", "@", "2", "<0"] {
             let format = format!("{prefix}{}", byte as char);
-            if let Ok(st) = Struct::new(&format) {
-                let _ = st.unpack(&vec![0xff; st.size()]);
+            let want = expected_size(prefix, byte as char);
+            match Struct::new(&format) {
+                Ok(st) => {
+                    assert_eq!(Some(st.size()), want, "{format:?} accepted");
+                    let values = st.unpack(&vec![0xff; st.size()]);
+                    assert!(values.is_ok(), "{format:?}: {values:?}");
+                }
+                Err(err) => {
+                    assert_eq!(want, None, "{format:?} refused: {err}");
+                    assert!(
+                        matches!(err, Error::StructFormat { .. }),
+                        "{format:?}: {err}"
+                    );
+                }
             }
         }
     }
+}
+
+/// CPython's `struct.calcsize(prefix + c)` on x86-64 Linux for the prefixes
+/// of `hostile_formats_do_not_panic`, or `None` where it raises.
+fn expected_size(prefix: &str, c: char) -> Option<usize> {
+    if c.is_ascii_whitespace() || c == '\u{b}' {
+        // Whitespace is ignored, but a count must be followed by its character.
+        return ["", "<", "@"].contains(&prefix).then_some(0);
+    }
+    if "!<=>@".contains(c) {
+        return (prefix.is_empty()).then_some(0);
+    }
+    let native = matches!(prefix, "" | "@" | "2");
+    let size = match c {
+        'x' | 'c' | 'b' | 'B' | '?' | 's' | 'p' => 1,
+        'h' | 'H' | 'e' => 2,
+        'i' | 'I' | 'f' => 4,
+        'q' | 'Q' | 'd' => 8,
+        'l' | 'L' => {
+            if native {
+                8
+            } else {
+                4
+            }
+        }
+        'n' | 'N' | 'P' if native => 8,
+        _ => return None,
+    };
+    Some(match prefix {
+        "2" => 2 * size,
+        "<0" => 0,
+        _ => size,
+    })
 }
