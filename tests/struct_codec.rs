@@ -441,7 +441,7 @@ fn hostile_formats_do_not_panic() {
     // and reason CPython gives (`total struct size too long`, `bad char in
     // struct format`), or accepted with CPython's size; never a panic.
     const TOO_LONG: &str = "total struct size too long";
-    let expected: [(&str, Result<usize, (usize, &str)>); 11] = [
+    let expected: [(&str, Answer); 11] = [
         ("18446744073709551615x", Err((20, TOO_LONG))),
         ("18446744073709551616x", Err((0, TOO_LONG))),
         ("9223372036854775807x", Ok(9_223_372_036_854_775_807)),
@@ -495,6 +495,9 @@ fn hostile_formats_do_not_panic() {
         }
     }
 }
+
+/// What `Struct::new` should answer: the size, or where and why it refuses.
+type Answer = Result<usize, (usize, &'static str)>;
 
 /// CPython's `struct.calcsize(prefix + c)` on x86-64 Linux for the prefixes
 /// of `hostile_formats_do_not_panic`, or `None` where it raises.
