@@ -1,6 +1,8 @@
-//! The chat room end to end (SPEC §4): the real `epoll_chat` binary on
-//! port 0, real TCP clients, on every backend; RELIABILITY S1, S2, S3, S6,
-//! S7, S8, S9, S11 and S18.
+//! The chat room end to end: the real `epoll_chat` binary on port 0, real
+//! TCP clients, on every backend. The faults it survives are in
+//! docs/reliability.md: slow readers, oversized input, slowloris, hostile
+//! chat names, duplicate names and ghost users, impersonation, connection
+//! floods, frozen peers and graceful shutdown.
 
 #[macro_use]
 mod common;
@@ -399,7 +401,8 @@ fn line_too_long_is_dropped_and_the_client_stays(backend: Backend) {
     alice.expect(&format!("bob: {}", "x".repeat(16)));
     bob.send(&"y".repeat(17));
     bob.expect("! line too long");
-    // 1 MiB without a newline (S3): one answer, memory stays bounded.
+    // 1 MiB without a newline: one answer, memory stays bounded
+    // (docs/reliability.md#oversized-input).
     let big = vec![b'z'; 1 << 20];
     bob.send_bytes(&big);
     bob.send_bytes(b"\nafter\n");
@@ -428,8 +431,8 @@ fn login_timeout_closes_nameless_connections(backend: Backend) {
 }
 
 fn slowloris_during_login_is_closed_at_the_deadline(backend: Backend) {
-    // RELIABILITY S2: many connections trickle a name and never end the
-    // line; they are closed at the login deadline, and a real user still
+    // docs/reliability.md#slowloris: many connections trickle a name and
+    // never end the line; they are closed at the login deadline, and a real user still
     // gets in at once.
     let chat = server(backend, &["--login-timeout", "1"]);
     let start = Instant::now();
@@ -470,7 +473,7 @@ fn room_full_past_max_clients(backend: Backend) {
     let mut fourth = Peer::connect_raw(chat.addr());
     fourth.expect("! room full");
     assert!(fourth.expect_eof().is_empty());
-    // A burst past the cap (S9): every one refused, the room unharmed.
+    // A burst past the cap: every one refused, the room unharmed.
     let mut burst: Vec<Peer> = (0..30).map(|_| Peer::connect_raw(chat.addr())).collect();
     for peer in &mut burst {
         peer.expect("! room full");
@@ -484,8 +487,9 @@ fn room_full_past_max_clients(backend: Backend) {
 }
 
 fn connection_flood_is_refused_without_starving_members(backend: Backend) {
-    // RELIABILITY S9 and L3: a flood past --max-clients, with the server
-    // also out of descriptors; members keep chatting, no spin, recovery.
+    // A flood past --max-clients, with the server also out of descriptors
+    // (docs/reliability.md#connection-floods, #out-of-descriptors): members
+    // keep chatting, no spin, recovery.
     let args = [
         "--addr",
         "127.0.0.1:0",
@@ -537,7 +541,8 @@ fn connection_flood_is_refused_without_starving_members(backend: Backend) {
 }
 
 fn slow_consumer_is_dropped_and_the_room_gets_everything_in_order(backend: Backend) {
-    // RELIABILITY S1: X never reads; Y floods; Z reads everything.
+    // docs/reliability.md#slow-readers: X never reads; Y floods; Z reads
+    // everything.
     let chat = server(backend, &["--max-queue", "65536"]);
     let mut z = Peer::login(chat.addr(), "z");
     let x = Peer::connect_raw(chat.addr());
@@ -592,7 +597,8 @@ fn slow_consumer_is_dropped_and_the_room_gets_everything_in_order(backend: Backe
 }
 
 fn frozen_member_does_not_slow_the_room(backend: Backend) {
-    // RELIABILITY S11: a member that stops reading (as if SIGSTOPped).
+    // docs/reliability.md#frozen-peers: a member that stops reading (as if
+    // SIGSTOPped).
     let chat = server(backend, &[]);
     let _frozen = Peer::login(chat.addr(), "frozen");
     let mut alice = Peer::login(chat.addr(), "alice");
@@ -703,7 +709,8 @@ fn five_hundred_clients_at_once(backend: Backend) {
 }
 
 fn sigterm_tells_everyone_and_exits_zero(backend: Backend) {
-    // RELIABILITY S18: 50 clients, some chatting, some still naming.
+    // docs/reliability.md#graceful-shutdown: 50 clients, some chatting,
+    // some still naming.
     let mut chat = server(backend, &[]);
     let mut members: Vec<Peer> = (0..40)
         .map(|i| Peer::login(chat.addr(), &format!("m{i}")))
@@ -809,7 +816,8 @@ fn bad_flags_exit_2() {
 fn shutdown_waits_at_most_a_second_for_a_stuck_client_and_a_second_signal_cuts_it_short(
     backend: Backend,
 ) {
-    // RELIABILITY S18: queues are flushed within a bound; a second signal
+    // docs/reliability.md#graceful-shutdown: queues are flushed within a
+    // bound; a second signal
     // stops at once.
     for signals in [1, 2] {
         let mut chat = server(backend, &["--max-queue", "8388608"]);

@@ -1,7 +1,8 @@
 //! The chat room's pure logic, run by `cargo test`: name rules and
-//! collision keys, message cleaning and the bounded queue of shared lines
-//! (docs/reliability.md, "Chat room"). The modules are the server's own,
-//! from the `servers` package.
+//! collision keys (docs/reliability.md#hostile-chat-names), message
+//! cleaning (docs/reliability.md#impersonation) and the bounded queue of
+//! shared lines (docs/reliability.md#slow-readers). The modules are the
+//! server's own, from the `servers` package.
 
 use servers::chat::{names, protocol, queue};
 

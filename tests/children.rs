@@ -206,7 +206,7 @@ fn exit_codes_and_signals_are_reported_right(backend: Backend) {
     }
 }
 
-/// RELIABILITY S13: 100 children exit within milliseconds of each other;
+/// docs/reliability.md#many-children-exit-at-once: 100 children exit within milliseconds of each other;
 /// their SIGCHLDs coalesce, yet every one is reaped and reported, and
 /// `/proc` shows no zombie a second later.
 fn a_hundred_children_exiting_together_are_all_reaped(backend: Backend) {
@@ -285,7 +285,7 @@ fn a_reaper_owns_sigchld_while_it_lives() {
     assert!(reactor::reap_exited().unwrap().is_empty());
 }
 
-/// S13, second half: many sequential child lifetimes through one `Reaper`
+/// docs/reliability.md#many-children-exit-at-once, second half: many sequential child lifetimes through one `Reaper`
 /// leave no zombie behind, and each one is reported exactly once.
 #[test]
 fn sequential_children_never_accumulate_zombies() {

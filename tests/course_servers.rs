@@ -1,8 +1,8 @@
 //! `select_server`, `poll_server` and `epoll_server` run as a user runs them
 //! (port 0, real sockets), each on its own backend: the course's exchange
 //! (`Connect from`, `Receive:`, reply `收到了`, `Disconnect`), a second and a
-//! hundredth client, split UTF-8 (S4), reset peers (S10), select's fd limit
-//! (L4), and SIGINT.
+//! hundredth client, a UTF-8 character split between reads, reset peers,
+//! select's descriptor limit, and SIGINT (docs/reliability.md).
 
 #[macro_use]
 mod common;
@@ -235,7 +235,7 @@ fn bad_arguments_exit_2() {
     }
 }
 
-/// S3 for the course loop: 10 MiB from a client that never reads its
+/// docs/reliability.md#slow-readers for the course loop: 10 MiB from a client that never reads its
 /// replies. Replies queue up to a bound, then the server stops reading from
 /// that client; its memory stays put and others are still served.
 fn a_burst_from_a_client_that_never_reads_keeps_memory_bounded(backend: Backend) {

@@ -1,8 +1,8 @@
 //! The `echo` example run as a user runs it, on every backend: exact echo
 //! and half-close, a slow reader (1 MiB, memory bounded), 100 clients, a
-//! client that never reads (S3), out of descriptors (L3), the fd-leak soak
-//! (L16), 1000 clients from one client-side loop (L17), reset peers (S10),
-//! signals and bad arguments.
+//! client that never reads, out of descriptors, the descriptor-leak soak,
+//! 1000 clients from one client-side loop, reset peers, signals and bad
+//! arguments (docs/reliability.md).
 
 #[macro_use]
 mod common;
@@ -145,7 +145,7 @@ fn hundred_concurrent_clients_get_their_own_bytes(backend: Backend) {
     }
 }
 
-/// S3 / S1 (echo): 10 MiB from a client that does not read. The server
+/// docs/reliability.md#slow-readers (echo): 10 MiB from a client that does not read. The server
 /// stops reading from it once 256 KiB wait, so its memory stays put, it
 /// does not spin, it serves others meanwhile, and everything that was
 /// accepted comes back exactly once the client reads.
@@ -200,7 +200,7 @@ fn a_client_that_never_reads_is_paused_not_buffered(backend: Backend) {
     );
 }
 
-/// L3: out of descriptors on accept. The server runs with
+/// docs/reliability.md#out-of-descriptors: out of descriptors on accept. The server runs with
 /// `RLIMIT_NOFILE=64`; clients fill every descriptor, 20 more wait in the
 /// backlog. No spin, held clients still echo, and once some leave, new
 /// clients are served within a second.
@@ -264,7 +264,7 @@ fn out_of_descriptors_no_spin_and_recovery(backend: Backend) {
     );
 }
 
-/// L16: 1000 connect/echo/close cycles — normal closes, resets with data
+/// docs/reliability.md#descriptor-leaks: 1000 connect/echo/close cycles — normal closes, resets with data
 /// in flight, and half-closes — with `RLIMIT_NOFILE=32`: never out of
 /// descriptors, and the descriptor count back to where it started.
 fn no_descriptor_leak_over_a_thousand_connections(backend: Backend) {
@@ -303,7 +303,7 @@ fn no_descriptor_leak_over_a_thousand_connections(backend: Backend) {
     round_trip(&mut c, b"after the soak");
 }
 
-/// S10: clients that reset with their echo queued (the server's write gets
+/// docs/reliability.md#reset-peers-and-sigpipe: clients that reset with their echo queued (the server's write gets
 /// ECONNRESET/EPIPE): no SIGPIPE death, nothing leaked.
 fn reset_peers_with_queued_output_do_not_kill_the_server(backend: Backend) {
     let server = start(backend, &[]);
@@ -332,7 +332,7 @@ fn reset_peers_with_queued_output_do_not_kill_the_server(backend: Backend) {
     round_trip(&mut c, b"alive");
 }
 
-/// One client of the L17 load: its current message, how much of it went
+/// One client of the many-connections load: its current message, how much of it went
 /// out and how much came back.
 struct LoadClient {
     /// Its number, for failure messages.

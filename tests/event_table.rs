@@ -185,7 +185,7 @@ fn every_backend_reports_the_documented_flags_for_a_closed_fd() {
     check(&[Situation::OurFdClosed]);
 }
 
-/// RELIABILITY L5(c), the open question: a reset connection that the
+/// docs/reliability.md#reset-connections-left-registered, the open question: a reset connection that the
 /// handler "pauses" with `modify(WRITABLE)` instead of closing keeps being
 /// reported at every `poll` on every backend (epoll and poll report HUP|ERR
 /// whatever the interest; select says writable because a write would fail

@@ -1,4 +1,5 @@
-//! RELIABILITY L13 (fork with a live poller) and `Signals` across `fork`.
+//! Fork with a live poller (docs/reliability.md#fork-with-a-live-poller)
+//! and `Signals` across `fork`.
 //! A `harness = false` binary: `fork` is only sound from a single-threaded
 //! process, so this never runs inside the multi-threaded test harness.
 //! `cargo test --test fork_safety`.
@@ -62,7 +63,7 @@ fn poll_tokens(reactor: &mut Reactor<UnixStream>, wait: Duration) -> Vec<reactor
     events.iter().map(|e| e.token()).collect()
 }
 
-/// L13: the parent registers a socketpair end and forks; the child drops
+/// The parent registers a socketpair end and forks; the child drops
 /// its copy of the reactor (closing, never `EPOLL_CTL_DEL`) and builds its
 /// own reactor, which works independently. The parent still gets its
 /// event, and never sees the child's descriptors.

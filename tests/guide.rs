@@ -102,7 +102,7 @@ fn role(name: &str) -> Role {
 }
 
 /// Talks to a freshly started server the way its chapter describes, and
-/// fails if it does not answer as the SPEC says.
+/// fails if it does not answer as its chapter says.
 fn exercise(name: &str, server: &Example, path: &Path) {
     match name {
         "select_server" | "poll_server" | "epoll_server" => {

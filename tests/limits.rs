@@ -1,7 +1,7 @@
-//! The edges of the library, from RELIABILITY.md: L4 (select's FD_SETSIZE,
-//! thousands of fds on poll and epoll), L2 (timeout edge values), L5 (no
-//! spin on a descriptor closed while registered), L10 (a spurious event),
-//! L11 (half-close) and L14 (close-on-exec descriptors). L2's zero timeout
+//! The edges of the library (docs/reliability.md): descriptors past
+//! select's limit (and thousands of fds on poll and epoll), timeout edge
+//! values, no spin on a descriptor closed while registered, spurious
+//! readiness, half-close and close-on-exec descriptors. The zero timeout
 //! is the contract test `zero_timeout_returns_at_once` in
 //! `tests/poller_contract.rs`.
 
@@ -30,9 +30,9 @@ backend_tests!(
     a_half_closed_unix_peer_is_read_to_the_end_and_still_written_to,
 );
 
-// ---------------------------------------------------------------- L4
+// ------------------------------------------ descriptors past select's limit
 
-/// RELIABILITY L4: fd 1500 on select is refused before `FD_SET` could
+/// docs/reliability.md#descriptors-past-selects-limit: fd 1500 on select is refused before `FD_SET` could
 /// write past the bitmap, with a message that says what to do.
 #[test]
 fn select_refuses_fd_1500_and_names_poll_and_epoll() {
@@ -170,9 +170,9 @@ fn epoll_serves_5000_sockets() {
     five_thousand_sockets_one_ready(Backend::Epoll);
 }
 
-// ---------------------------------------------------------------- L2
+// ---------------------------------------------------- timeout edge values
 
-/// RELIABILITY L2: 100 µs is rounded *up* to 1 ms, so 50 ms of 100 µs
+/// docs/reliability.md#timeout-edge-values: 100 µs is rounded *up* to 1 ms, so 50 ms of 100 µs
 /// polls is about 50 waits, not thousands of zero-millisecond ones.
 fn sub_millisecond_timeouts_round_up_instead_of_spinning(backend: Backend) {
     let _fds = fds_shared();
@@ -218,7 +218,7 @@ fn a_duration_max_timeout_blocks_until_woken(backend: Backend) {
     assert!(took < Duration::from_secs(5), "[{backend}] {took:?}");
 }
 
-// ---------------------------------------------------------------- L5
+// ------------------------------------------------ closed while registered
 
 /// Polls with a 50 ms timeout for 300 ms; returns (iterations, events for `key`).
 fn watch(poller: &mut impl Poller, key: usize) -> (usize, Vec<Event>) {
@@ -237,7 +237,7 @@ fn watch(poller: &mut impl Poller, key: usize) -> (usize, Vec<Event>) {
     (iterations, seen)
 }
 
-/// RELIABILITY L5(a) poll and (c) epoll, and the same check on select: a
+/// docs/reliability.md#closed-while-registered, on poll, epoll and select: a
 /// pipe's read end, ready with data, closed while registered. poll reports
 /// `POLLNVAL` once as an error and disarms it; select reports its probe's
 /// finding once; epoll forgot the fd with its last reference and reports
@@ -283,7 +283,7 @@ fn a_closed_registered_fd_is_reported_at_most_once_and_never_spins(backend: Back
     }
 }
 
-/// RELIABILITY L5(b): on select a closed fd makes the whole call fail with
+/// docs/reliability.md#closed-while-registered: on select a closed fd makes the whole call fail with
 /// `EBADF`. The backend reports the closed fd once and keeps serving a live
 /// one beside it.
 #[test]
@@ -331,7 +331,7 @@ fn select_reports_a_closed_fd_once_and_keeps_serving_a_live_one() {
     );
 }
 
-// ---------------------------------------------------------------- L10
+// ---------------------------------------------------- spurious readiness
 
 /// What a handler made of a readable event.
 #[derive(Debug, PartialEq)]
@@ -353,7 +353,7 @@ fn on_readable(stream: &mut impl Read) -> Outcome {
     }
 }
 
-/// RELIABILITY L10: a readable event for an empty socket (injected here,
+/// docs/reliability.md#spurious-readiness: a readable event for an empty socket (injected here,
 /// as a spurious wake-up would be) reads `WouldBlock` and the connection
 /// stays; real data afterwards still arrives.
 fn a_spurious_readable_event_reads_would_block_and_keeps_the_connection(backend: Backend) {
@@ -391,11 +391,11 @@ fn a_spurious_readable_event_reads_would_block_and_keeps_the_connection(backend:
     );
 }
 
-// ---------------------------------------------------------------- L11
+// ------------------------------------------------------------ half-close
 
 const HALF_CLOSE_BYTES: usize = 100 * 1024;
 
-/// RELIABILITY L11: the peer sends 100 KiB and shuts down its writing half.
+/// docs/reliability.md#half-close: the peer sends 100 KiB and shuts down its writing half.
 /// The reader takes `read_closed` as a hint only: it reads every byte, then
 /// end of file, and can still write its answer back.
 fn half_close<S>(backend: Backend, mut ours: S, mut theirs: S)
@@ -479,7 +479,7 @@ fn a_half_closed_unix_peer_is_read_to_the_end_and_still_written_to(backend: Back
     half_close(backend, ours, theirs);
 }
 
-// ---------------------------------------------------------------- L14
+// ---------------------------------------------- close-on-exec descriptors
 
 fn is_cloexec(fd: BorrowedFd<'_>) -> bool {
     // SAFETY: F_GETFD only reads the descriptor's flags.
@@ -501,7 +501,7 @@ fn open_fds() -> BTreeSet<RawFd> {
         .collect()
 }
 
-/// RELIABILITY L14: every descriptor the library creates for itself — the
+/// docs/reliability.md#close-on-exec-descriptors: every descriptor the library creates for itself — the
 /// epoll instance, the waker's eventfd, both ends of the signal pipe — is
 /// close-on-exec, and none of them reaches an exec'd child.
 #[test]

@@ -1,5 +1,6 @@
-//! `reactor::codec::LineBuffer`: fragmentation and coalescing (RELIABILITY
-//! S4), the line-length limit (S3), and never a zero-length read (L10).
+//! `reactor::codec::LineBuffer`: fragmented and coalesced input, the
+//! line-length limit (oversized input), and never a zero-length read
+//! (spurious readiness); see docs/reliability.md.
 
 use reactor::codec::{Line, LineBuffer};
 
@@ -197,7 +198,8 @@ fn ten_mib_without_newline_keeps_the_buffer_bounded() {
 
 #[test]
 fn buffer_filled_to_max_line_still_offers_a_nonempty_read() {
-    // RELIABILITY L10: never read into a zero-length slice.
+    // docs/reliability.md#spurious-readiness: never read into a
+    // zero-length slice.
     let max = 16;
     let mut lines = LineBuffer::with_read_chunk(max, max);
     let spare = lines.spare();

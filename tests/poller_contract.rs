@@ -520,7 +520,7 @@ fn unix_datagrams_work(backend: Backend) {
     );
 }
 
-/// RELIABILITY L9(b): with more ready descriptors than the `Events` buffer
+/// docs/reliability.md#more-ready-descriptors-than-the-events-buffer: with more ready descriptors than the `Events` buffer
 /// holds, every one is reported within ⌈N/64⌉ + 1 polls (no starvation of
 /// the ones past the buffer). select holds fds below 1024 only, so it gets
 /// 400 pairs; the others get 2000.

@@ -146,8 +146,8 @@ fn starts_n_workers_and_echoes_across_50_connections(backend: Backend) {
 
 /// `kill -9` of a worker: reported with its signal, replaced within 2 s,
 /// the replacement serves, and afterwards the parent still reacts to
-/// SIGTERM (L13: a worker's life and death do not disturb the parent's
-/// registrations).
+/// SIGTERM (a worker's life and death do not disturb the parent's
+/// registrations: docs/reliability.md#dead-workers-and-zombies).
 fn killed_worker_is_reported_and_replaced(mode: &str) {
     let (mut example, pids) = start(2, &["--child-mode", mode]);
     let mut victim = pids[0];
@@ -186,7 +186,7 @@ fn killed_worker_is_reported_and_replaced_with_sigchld() {
     killed_worker_is_reported_and_replaced("sigchld");
 }
 
-/// S13/S16 in the server: while workers are killed over and over, `/proc`
+/// docs/reliability.md#dead-workers-and-zombies: while workers are killed over and over, `/proc`
 /// never shows a zombie child of the parent that lives longer than a
 /// moment (one turn of its loop; sampled every 5 ms, a zombie seen for
 /// 100 ms fails).
@@ -249,7 +249,7 @@ fn sigterm_stops_every_worker_and_exits_0() {
     }
 }
 
-/// S18: 50 clients echoing non-stop when SIGTERM arrives: exit 0 within a
+/// docs/reliability.md#graceful-shutdown: 50 clients echoing non-stop when SIGTERM arrives: exit 0 within a
 /// bound, and every client sees its connection end (no hang).
 fn graceful_shutdown_under_load() {
     let (mut example, pids) = start(2, &[]);
@@ -303,7 +303,7 @@ fn graceful_shutdown_under_load() {
     assert!(pids.iter().all(|&p| !exists(p)));
 }
 
-/// S15: the parent's descriptors return to their baseline after workers
+/// docs/reliability.md#fork-hygiene: the parent's descriptors return to their baseline after workers
 /// are killed and replaced (no leaked pidfds or pipes).
 fn parent_fd_count_returns_to_baseline_after_replacements() {
     for mode in ["pidfd", "sigchld"] {
@@ -373,7 +373,7 @@ fn bad_arguments_exit_2() {
     }
 }
 
-/// RELIABILITY S17: `fork` failing with `EAGAIN` (injected into glibc's
+/// docs/reliability.md#failed-forks-and-crash-loops: `fork` failing with `EAGAIN` (injected into glibc's
 /// `clone` with strace) is logged and retried; the pool fills up anyway and
 /// the server keeps serving. Skipped when strace is not installed.
 fn a_failed_fork_is_logged_and_retried() {
@@ -411,7 +411,7 @@ fn a_failed_fork_is_logged_and_retried() {
     assert_eq!(example.wait_exit(SOON).code(), Some(0));
 }
 
-/// RELIABILITY S16(c): on a kernel without `pidfd_open` (simulated with
+/// docs/reliability.md#no-pidfd_open: on a kernel without `pidfd_open` (simulated with
 /// strace: `ENOSYS`), the server detects it and falls back to SIGCHLD
 /// reaping, still reporting and replacing killed workers.
 fn without_pidfd_open_the_server_falls_back_to_sigchld() {
@@ -454,7 +454,7 @@ fn traced_pid(example: &Example) -> i32 {
     children[0].0
 }
 
-/// RELIABILITY S14: `EINTR` in the blocking calls of parent and workers
+/// docs/reliability.md#interrupted-calls-in-the-pre-fork-server: `EINTR` in the blocking calls of parent and workers
 /// (injected with strace into every third `epoll_wait` and every second
 /// `accept4` and `waitid`) is retried: the server serves, replaces a killed
 /// worker, and stops cleanly.
@@ -520,7 +520,7 @@ fn reuseport_workers_listen_on_one_port() {
     assert!(pids.iter().all(|&p| !exists(p)));
 }
 
-/// S15: every line is printed once (stdout is flushed before each fork and
+/// docs/reliability.md#fork-hygiene: every line is printed once (stdout is flushed before each fork and
 /// workers leave with `_exit`, so no buffered line is printed twice).
 fn every_line_is_printed_once() {
     let (mut example, pids) = start(3, &[]);

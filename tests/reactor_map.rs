@@ -1,7 +1,8 @@
 //! `Reactor`: the fd-to-object map with generation-checked tokens, its
-//! `Waker`, and RELIABILITY L6 (no stale event reaches a new object even when
-//! the slab slot and the fd number are both reused within one batch) and
-//! L12(b) (a million wakes without a drain never block). Every test runs on
+//! `Waker`, no stale event reaching a new object even when the slab slot
+//! and the fd number are both reused within one batch
+//! (docs/reliability.md#stale-events-after-reuse), and a million wakes
+//! without a drain never blocking (docs/reliability.md#signal-storms). Every test runs on
 //! select, poll and epoll.
 
 #[macro_use]
@@ -124,7 +125,7 @@ fn a_stale_token_reaches_nothing(backend: Backend) {
     assert_eq!(reactor.len(), 1);
 }
 
-/// RELIABILITY L6, following its recipe: A and B registered, both peers
+/// docs/reliability.md#stale-events-after-reuse, step by step: A and B registered, both peers
 /// written, B's peer closed (so B's event carries HUP); one `poll` returns
 /// both; A's handler removes and drops B, then makes C with `socketpair()`
 /// (lowest free fd: B's) and inserts it (the slab reuses B's slot); the
@@ -267,7 +268,7 @@ fn a_waker_on_another_thread_wakes_a_blocked_poll(backend: Backend) {
     );
 }
 
-/// RELIABILITY L12(b): 10⁶ wakes with no `poll` in between never block
+/// docs/reliability.md#signal-storms: 10⁶ wakes with no `poll` in between never block
 /// (the eventfd counter just grows), then one `poll` returns at once and
 /// drains them all.
 fn a_million_wakes_without_a_drain_never_block(backend: Backend) {

@@ -1,4 +1,5 @@
-//! RELIABILITY L12: the self-pipe and the `Waker` under a signal storm. A
+//! docs/reliability.md#signal-storms: the self-pipe and the `Waker` under a
+//! signal storm. A
 //! `harness = false` binary: one thread, so every signal lands on the loop's
 //! own thread, in the middle of whatever it is doing, and the timings mean
 //! something. `cargo test --test signal_storm`.
@@ -23,7 +24,7 @@ use reactor::{Backend, Events, Interest, Reactor, Signals, Waker};
 const STORM: Duration = Duration::from_millis(500);
 /// How often the loop drains during a storm.
 const DRAIN_EVERY: Duration = Duration::from_millis(100);
-/// "Soon": the first wake after the storm starts. L12 asks for 10 ms; the
+/// "Soon": the first wake after the storm starts. The aim is 10 ms; the
 /// bound is looser because this machine is shared (the measured figure is
 /// printed, typically well under 1 ms).
 const FIRST_WAKE: Duration = Duration::from_millis(50);

@@ -1,7 +1,7 @@
 //! `Signals` in the multi-threaded test harness: delivery to a blocked
 //! `poll` from another thread, coalescing without loss, the four signals a
 //! server cares about, ownership, and errno. Signal handlers are
-//! process-wide, so the tests take turns (`LOCK`). The signal storm (L12)
+//! process-wide, so the tests take turns (`LOCK`). The signal storm
 //! and fork tests run in single-threaded binaries: `signal_storm.rs`,
 //! `fork_safety.rs`.
 

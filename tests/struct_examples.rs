@@ -1,7 +1,8 @@
 //! `struct_recv` / `struct_send` run as a user runs them, on every backend:
 //! the course's own `struct_send.py` against `struct_recv`, records split
-//! across reads and coalesced in one (S4), garbage and partial records
-//! checked against CPython's output (S5), bad formats, and signals.
+//! across reads and coalesced in one, garbage and partial records checked
+//! against CPython's output (docs/reliability.md#hostile-binary-records),
+//! bad formats, and signals.
 //!
 //! A `harness = false` binary run by the shared runner (tests/common/runner.rs),
 //! so that the tests needing python3 are counted as skipped where it is not
@@ -238,7 +239,7 @@ fn interleaved_clients_keep_their_own_partial_records(backend: Backend) {
     assert_eq!(line(&server), "(1, b'alice', 1.25)", "[{backend}]");
 }
 
-/// S5: any bytes are a record of `i5sf` (NaNs, odd padding, non-UTF-8
+/// docs/reliability.md#hostile-binary-records: any bytes are a record of `i5sf` (NaNs, odd padding, non-UTF-8
 /// text): each prints exactly as CPython prints it; a `?` byte of 2 is
 /// `True`; a trailing partial record at close is reported, not a panic;
 /// the server keeps serving.

@@ -1,7 +1,8 @@
 //! `unix_recv` / `unix_send` run as a user runs them, on every backend: the
 //! course's exchange, many clients, and the socket-file edge cases of
-//! RELIABILITY S12 (stale socket, regular file, live server, long path,
-//! mode 0600, removal on SIGINT/SIGTERM) and the fd soak (L16).
+//! docs/reliability.md#unix-socket-files (stale socket, regular file, live
+//! server, long path, mode 0600, removal on SIGINT/SIGTERM) and the
+//! descriptor-leak soak (docs/reliability.md#descriptor-leaks).
 
 #[macro_use]
 mod common;
@@ -301,7 +302,7 @@ fn unix_send_without_a_server_fails_naming_the_path() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(path.to_str().unwrap()));
 }
 
-/// L16 for the unix demo: 500 connect/send/close cycles under
+/// docs/reliability.md#descriptor-leaks for the unix demo: 500 connect/send/close cycles under
 /// `RLIMIT_NOFILE=32`, the descriptor count back to where it started.
 fn no_descriptor_leak_over_many_connections(backend: Backend) {
     let dir = TempDir::new();
