@@ -37,6 +37,27 @@ backend_tests!(
     shutdown_waits_at_most_a_second_for_a_stuck_client_and_a_second_signal_cuts_it_short,
 );
 
+/// A room on `backend` with `--max-queue max_queue`: member `x`, whose
+/// receive window is 4 KiB and who reads nothing after its welcome, and
+/// members `y` and `z`, who saw the others join. Returns
+/// `(server, x, y, z)`.
+fn room_with_a_member_that_never_reads(
+    backend: Backend,
+    max_queue: &str,
+) -> (Example, Peer, Peer, Peer) {
+    let chat = server(backend, &["--max-queue", max_queue]);
+    let mut z = Peer::login(chat.addr(), "z");
+    let mut x = Peer::connect_raw(chat.addr());
+    set_int_opt(&x.stream, libc::SOL_SOCKET, libc::SO_RCVBUF, 4096);
+    x.line();
+    x.send("x");
+    x.line();
+    z.expect("* x joined");
+    let y = Peer::login(chat.addr(), "y");
+    z.expect("* y joined");
+    (chat, x, y, z)
+}
+
 /// Starts the server on `backend` with extra flags.
 fn server(backend: Backend, extra: &[&str]) -> Example {
     let mut args = vec!["--addr", "127.0.0.1:0", "--backend", backend.name()];
@@ -431,9 +452,9 @@ fn login_timeout_closes_nameless_connections(backend: Backend) {
 }
 
 fn slowloris_during_login_is_closed_at_the_deadline(backend: Backend) {
-    // docs/reliability.md#slowloris: many connections trickle a name and
-    // never end the line; they are closed at the login deadline, and a real user still
-    // gets in at once.
+    // docs/reliability.md#slowloris: many connections trickle a name and never
+    // end the line; they are closed at the login deadline, and a real user
+    // still gets in at once.
     let chat = server(backend, &["--login-timeout", "1"]);
     let start = Instant::now();
     let mut slow: Vec<Peer> = (0..100).map(|_| Peer::connect(chat.addr())).collect();
@@ -543,17 +564,7 @@ fn connection_flood_is_refused_without_starving_members(backend: Backend) {
 fn slow_consumer_is_dropped_and_the_room_gets_everything_in_order(backend: Backend) {
     // docs/reliability.md#slow-readers: X never reads; Y floods; Z reads
     // everything.
-    let chat = server(backend, &["--max-queue", "65536"]);
-    let mut z = Peer::login(chat.addr(), "z");
-    let x = Peer::connect_raw(chat.addr());
-    set_int_opt(&x.stream, libc::SOL_SOCKET, libc::SO_RCVBUF, 4096);
-    let mut x = x;
-    x.line();
-    x.send("x");
-    x.line();
-    z.expect("* x joined");
-    let mut y = Peer::login(chat.addr(), "y");
-    z.expect("* y joined");
+    let (chat, x, mut y, mut z) = room_with_a_member_that_never_reads(backend, "65536");
 
     const LINES: usize = 30_000;
     let reader = std::thread::spawn(move || {
@@ -820,17 +831,7 @@ fn shutdown_waits_at_most_a_second_for_a_stuck_client_and_a_second_signal_cuts_i
     // bound; a second signal
     // stops at once.
     for signals in [1, 2] {
-        let mut chat = server(backend, &["--max-queue", "8388608"]);
-        let mut z = Peer::login(chat.addr(), "z");
-        let x = Peer::connect_raw(chat.addr());
-        set_int_opt(&x.stream, libc::SOL_SOCKET, libc::SO_RCVBUF, 4096);
-        let mut x = x;
-        x.line();
-        x.send("x");
-        x.line();
-        z.expect("* x joined");
-        let mut y = Peer::login(chat.addr(), "y");
-        z.expect("* y joined");
+        let (mut chat, x, mut y, mut z) = room_with_a_member_that_never_reads(backend, "8388608");
         // 6 MB for x, who never reads: more than the kernel buffers (the
         // send buffer autotunes up to tcp_wmem's 4 MB).
         const LINES: usize = 30_000;

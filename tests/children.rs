@@ -206,9 +206,9 @@ fn exit_codes_and_signals_are_reported_right(backend: Backend) {
     }
 }
 
-/// docs/reliability.md#many-children-exit-at-once: 100 children exit within milliseconds of each other;
-/// their SIGCHLDs coalesce, yet every one is reaped and reported, and
-/// `/proc` shows no zombie a second later.
+/// docs/reliability.md#many-children-exit-at-once: 100 children exit within
+/// milliseconds of each other; their SIGCHLDs coalesce, yet every one is reaped
+/// and reported, and `/proc` shows no zombie a second later.
 fn a_hundred_children_exiting_together_are_all_reaped(backend: Backend) {
     let _serial = serial();
     for mode in modes() {
@@ -285,8 +285,9 @@ fn a_reaper_owns_sigchld_while_it_lives() {
     assert!(reactor::reap_exited().unwrap().is_empty());
 }
 
-/// docs/reliability.md#many-children-exit-at-once, second half: many sequential child lifetimes through one `Reaper`
-/// leave no zombie behind, and each one is reported exactly once.
+/// docs/reliability.md#many-children-exit-at-once, second half: many sequential
+/// child lifetimes through one `Reaper` leave no zombie behind, and each one is
+/// reported exactly once.
 #[test]
 fn sequential_children_never_accumulate_zombies() {
     let _serial = serial();

@@ -235,9 +235,10 @@ fn bad_arguments_exit_2() {
     }
 }
 
-/// docs/reliability.md#slow-readers for the course loop: 10 MiB from a client that never reads its
-/// replies. Replies queue up to a bound, then the server stops reading from
-/// that client; its memory stays put and others are still served.
+/// docs/reliability.md#slow-readers for the course loop: 10 MiB from a client
+/// that never reads its replies. Replies queue up to a bound, then the server
+/// stops reading from that client; its memory stays put and others are still
+/// served.
 fn a_burst_from_a_client_that_never_reads_keeps_memory_bounded(backend: Backend) {
     let server = start(backend);
     let pid = server.pid();
@@ -245,26 +246,7 @@ fn a_burst_from_a_client_that_never_reads_keeps_memory_bounded(backend: Backend)
     let baseline = common::rss_kib(pid);
     let mut hog = connect(&server);
     hog.set_nonblocking(true).unwrap();
-    let chunk = vec![b'a'; 64 * 1024];
-    let mut sent = 0;
-    let mut stalled_since = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while sent < 10 << 20 && stalled_since.elapsed() < Duration::from_millis(300) {
-        assert!(
-            Instant::now() < deadline,
-            "[{backend}] burst did not settle"
-        );
-        match hog.write(&chunk) {
-            Ok(n) => {
-                sent += n;
-                stalled_since = Instant::now();
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(e) => panic!("[{backend}] write: {e}"),
-        }
-    }
+    let sent = common::write_until_stalled(&mut hog, &vec![b'a'; 10 << 20], backend.name());
     let grown = common::rss_kib(pid).saturating_sub(baseline);
     assert!(
         grown < 4096,

@@ -11,7 +11,10 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Example, Rng, SOON, cpu_share, fd_count, limit_nofile, rss_kib, set_linger_zero};
+use common::{
+    Example, Rng, SOON, cpu_share, fd_count, limit_nofile, rss_kib, set_linger_zero,
+    write_until_stalled,
+};
 use reactor::{Backend, Events, Interest, Reactor, Trigger};
 
 backend_tests!(
@@ -30,6 +33,15 @@ fn start(backend: Backend, extra: &[&str]) -> Example {
     let mut args = vec!["--addr", "127.0.0.1:0", "--backend", backend.name()];
     args.extend_from_slice(extra);
     Example::start("echo", &args)
+}
+
+/// The echo server on `backend` with `RLIMIT_NOFILE` set to `limit`.
+fn start_with_nofile(backend: Backend, limit: u64) -> Example {
+    Example::start_with(
+        "echo",
+        &["--addr", "127.0.0.1:0", "--backend", backend.name()],
+        |command| limit_nofile(command, limit),
+    )
 }
 
 fn connect(server: &Example) -> TcpStream {
@@ -145,10 +157,10 @@ fn hundred_concurrent_clients_get_their_own_bytes(backend: Backend) {
     }
 }
 
-/// docs/reliability.md#slow-readers (echo): 10 MiB from a client that does not read. The server
-/// stops reading from it once 256 KiB wait, so its memory stays put, it
-/// does not spin, it serves others meanwhile, and everything that was
-/// accepted comes back exactly once the client reads.
+/// docs/reliability.md#slow-readers (echo): 10 MiB from a client that does not
+/// read. The server stops reading from it once 256 KiB wait, so its memory
+/// stays put, it does not spin, it serves others meanwhile, and everything that
+/// was accepted comes back exactly once the client reads.
 fn a_client_that_never_reads_is_paused_not_buffered(backend: Backend) {
     let server = start(backend, &[]);
     let pid = server.pid();
@@ -157,26 +169,7 @@ fn a_client_that_never_reads_is_paused_not_buffered(backend: Backend) {
     let baseline = rss_kib(pid);
     hog.set_nonblocking(true).unwrap();
     let data = pattern(10 << 20, 9);
-    let mut sent = 0;
-    let mut stalled_since = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sent < data.len() && stalled_since.elapsed() < Duration::from_millis(300) {
-        assert!(
-            Instant::now() < deadline,
-            "[{backend}] burst did not settle"
-        );
-        let end = (sent + 64 * 1024).min(data.len());
-        match hog.write(&data[sent..end]) {
-            Ok(n) => {
-                sent += n;
-                stalled_since = Instant::now();
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(e) => panic!("[{backend}] write: {e}"),
-        }
-    }
+    let sent = write_until_stalled(&mut hog, &data, backend.name());
     let grown = rss_kib(pid).saturating_sub(baseline);
     assert!(
         grown < 2048,
@@ -200,16 +193,12 @@ fn a_client_that_never_reads_is_paused_not_buffered(backend: Backend) {
     );
 }
 
-/// docs/reliability.md#out-of-descriptors: out of descriptors on accept. The server runs with
-/// `RLIMIT_NOFILE=64`; clients fill every descriptor, 20 more wait in the
-/// backlog. No spin, held clients still echo, and once some leave, new
-/// clients are served within a second.
+/// docs/reliability.md#out-of-descriptors: out of descriptors on accept. The
+/// server runs with `RLIMIT_NOFILE=64`; clients fill every descriptor, 20 more
+/// wait in the backlog. No spin, held clients still echo, and once some leave,
+/// new clients are served within a second.
 fn out_of_descriptors_no_spin_and_recovery(backend: Backend) {
-    let server = Example::start_with(
-        "echo",
-        &["--addr", "127.0.0.1:0", "--backend", backend.name()],
-        |command| limit_nofile(command, 64),
-    );
+    let server = start_with_nofile(backend, 64);
     let pid = server.pid();
     let free = 64 - settled_fd_count(&server);
     let mut held: Vec<TcpStream> = (0..free - 1)
@@ -264,15 +253,12 @@ fn out_of_descriptors_no_spin_and_recovery(backend: Backend) {
     );
 }
 
-/// docs/reliability.md#descriptor-leaks: 1000 connect/echo/close cycles — normal closes, resets with data
-/// in flight, and half-closes — with `RLIMIT_NOFILE=32`: never out of
-/// descriptors, and the descriptor count back to where it started.
+/// docs/reliability.md#descriptor-leaks: 1000 connect/echo/close cycles —
+/// normal closes, resets with data in flight, and half-closes — with
+/// `RLIMIT_NOFILE=32`: never out of descriptors, and the descriptor count back
+/// to where it started.
 fn no_descriptor_leak_over_a_thousand_connections(backend: Backend) {
-    let server = Example::start_with(
-        "echo",
-        &["--addr", "127.0.0.1:0", "--backend", backend.name()],
-        |command| limit_nofile(command, 32),
-    );
+    let server = start_with_nofile(backend, 32);
     let pid = server.pid();
     let baseline = settled_fd_count(&server);
     let data = pattern(2000, 1);
@@ -303,8 +289,9 @@ fn no_descriptor_leak_over_a_thousand_connections(backend: Backend) {
     round_trip(&mut c, b"after the soak");
 }
 
-/// docs/reliability.md#reset-peers-and-sigpipe: clients that reset with their echo queued (the server's write gets
-/// ECONNRESET/EPIPE): no SIGPIPE death, nothing leaked.
+/// docs/reliability.md#reset-peers-and-sigpipe: clients that reset with their
+/// echo queued (the server's write gets ECONNRESET/EPIPE): no SIGPIPE death,
+/// nothing leaked.
 fn reset_peers_with_queued_output_do_not_kill_the_server(backend: Backend) {
     let server = start(backend, &[]);
     let pid = server.pid();

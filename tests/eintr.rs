@@ -1,4 +1,5 @@
-//! docs/reliability.md#interrupted-system-calls: `EINTR` while blocked in `select`/`poll`/`epoll_wait`.
+//! docs/reliability.md#interrupted-system-calls: `EINTR` while blocked in
+//! `select`/`poll`/`epoll_wait`.
 //!
 //! A test binary of its own with `harness = false`, so the process is
 //! single-threaded and every `SIGALRM` interrupts the very call under test

@@ -185,13 +185,13 @@ fn every_backend_reports_the_documented_flags_for_a_closed_fd() {
     check(&[Situation::OurFdClosed]);
 }
 
-/// docs/reliability.md#reset-connections-left-registered, the open question: a reset connection that the
-/// handler "pauses" with `modify(WRITABLE)` instead of closing keeps being
-/// reported at every `poll` on every backend (epoll and poll report HUP|ERR
-/// whatever the interest; select says writable because a write would fail
-/// at once). A paused reset connection is a busy loop: on `hangup` or
-/// `error`, unregister and close. This test pins that down, and shows that
-/// `unregister` is what stops it.
+/// docs/reliability.md#reset-connections-left-registered, the open question: a
+/// reset connection that the handler "pauses" with `modify(WRITABLE)` instead
+/// of closing keeps being reported at every `poll` on every backend (epoll and
+/// poll report HUP|ERR whatever the interest; select says writable because a
+/// write would fail at once). A paused reset connection is a busy loop: on
+/// `hangup` or `error`, unregister and close. This test pins that down, and
+/// shows that `unregister` is what stops it.
 fn a_reset_connection_paused_with_modify_keeps_firing_until_unregistered(backend: Backend) {
     let _guard = fds_shared();
     let mut poller = new_poller(backend);

@@ -32,8 +32,9 @@ backend_tests!(
 
 // ------------------------------------------ descriptors past select's limit
 
-/// docs/reliability.md#descriptors-past-selects-limit: fd 1500 on select is refused before `FD_SET` could
-/// write past the bitmap, with a message that says what to do.
+/// docs/reliability.md#descriptors-past-selects-limit: fd 1500 on select is
+/// refused before `FD_SET` could write past the bitmap, with a message that
+/// says what to do.
 #[test]
 fn select_refuses_fd_1500_and_names_poll_and_epoll() {
     let _fds = fds_shared();
@@ -172,8 +173,9 @@ fn epoll_serves_5000_sockets() {
 
 // ---------------------------------------------------- timeout edge values
 
-/// docs/reliability.md#timeout-edge-values: 100 µs is rounded *up* to 1 ms, so 50 ms of 100 µs
-/// polls is about 50 waits, not thousands of zero-millisecond ones.
+/// docs/reliability.md#timeout-edge-values: 100 µs is rounded *up* to 1 ms, so
+/// 50 ms of 100 µs polls is about 50 waits, not thousands of zero-millisecond
+/// ones.
 fn sub_millisecond_timeouts_round_up_instead_of_spinning(backend: Backend) {
     let _fds = fds_shared();
     let mut poller = new_poller(backend);
@@ -283,9 +285,9 @@ fn a_closed_registered_fd_is_reported_at_most_once_and_never_spins(backend: Back
     }
 }
 
-/// docs/reliability.md#closed-while-registered: on select a closed fd makes the whole call fail with
-/// `EBADF`. The backend reports the closed fd once and keeps serving a live
-/// one beside it.
+/// docs/reliability.md#closed-while-registered: on select a closed fd makes the
+/// whole call fail with `EBADF`. The backend reports the closed fd once and
+/// keeps serving a live one beside it.
 #[test]
 fn select_reports_a_closed_fd_once_and_keeps_serving_a_live_one() {
     let _fds = fds_exclusive();
@@ -353,9 +355,9 @@ fn on_readable(stream: &mut impl Read) -> Outcome {
     }
 }
 
-/// docs/reliability.md#spurious-readiness: a readable event for an empty socket (injected here,
-/// as a spurious wake-up would be) reads `WouldBlock` and the connection
-/// stays; real data afterwards still arrives.
+/// docs/reliability.md#spurious-readiness: a readable event for an empty socket
+/// (injected here, as a spurious wake-up would be) reads `WouldBlock` and the
+/// connection stays; real data afterwards still arrives.
 fn a_spurious_readable_event_reads_would_block_and_keeps_the_connection(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = Reactor::with_backend(backend).unwrap();
@@ -395,9 +397,9 @@ fn a_spurious_readable_event_reads_would_block_and_keeps_the_connection(backend:
 
 const HALF_CLOSE_BYTES: usize = 100 * 1024;
 
-/// docs/reliability.md#half-close: the peer sends 100 KiB and shuts down its writing half.
-/// The reader takes `read_closed` as a hint only: it reads every byte, then
-/// end of file, and can still write its answer back.
+/// docs/reliability.md#half-close: the peer sends 100 KiB and shuts down its
+/// writing half. The reader takes `read_closed` as a hint only: it reads every
+/// byte, then end of file, and can still write its answer back.
 fn half_close<S>(backend: Backend, mut ours: S, mut theirs: S)
 where
     S: Read + Write + AsRawFd + Send + 'static,
@@ -501,9 +503,10 @@ fn open_fds() -> BTreeSet<RawFd> {
         .collect()
 }
 
-/// docs/reliability.md#close-on-exec-descriptors: every descriptor the library creates for itself — the
-/// epoll instance, the waker's eventfd, both ends of the signal pipe — is
-/// close-on-exec, and none of them reaches an exec'd child.
+/// docs/reliability.md#close-on-exec-descriptors: every descriptor the library
+/// creates for itself — the epoll instance, the waker's eventfd, both ends of
+/// the signal pipe — is close-on-exec, and none of them reaches an exec'd
+/// child.
 #[test]
 fn the_library_s_own_descriptors_are_close_on_exec() {
     let _fds = fds_exclusive();

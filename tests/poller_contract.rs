@@ -520,10 +520,10 @@ fn unix_datagrams_work(backend: Backend) {
     );
 }
 
-/// docs/reliability.md#more-ready-descriptors-than-the-events-buffer: with more ready descriptors than the `Events` buffer
-/// holds, every one is reported within ⌈N/64⌉ + 1 polls (no starvation of
-/// the ones past the buffer). select holds fds below 1024 only, so it gets
-/// 400 pairs; the others get 2000.
+/// docs/reliability.md#more-ready-descriptors-than-the-events-buffer: with more
+/// ready descriptors than the `Events` buffer holds, every one is reported
+/// within ⌈N/64⌉ + 1 polls (no starvation of the ones past the buffer). select
+/// holds fds below 1024 only, so it gets 400 pairs; the others get 2000.
 fn a_full_events_buffer_serves_every_fd_in_turn(backend: Backend) {
     let _fds = fds_exclusive();
     let pairs = if backend == Backend::Select {

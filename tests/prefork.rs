@@ -186,9 +186,9 @@ fn killed_worker_is_reported_and_replaced_with_sigchld() {
     killed_worker_is_reported_and_replaced("sigchld");
 }
 
-/// docs/reliability.md#dead-workers-and-zombies: while workers are killed over and over, `/proc`
-/// never shows a zombie child of the parent that lives longer than a
-/// moment (one turn of its loop; sampled every 5 ms, a zombie seen for
+/// docs/reliability.md#dead-workers-and-zombies: while workers are killed over
+/// and over, `/proc` never shows a zombie child of the parent that lives longer
+/// than a moment (one turn of its loop; sampled every 5 ms, a zombie seen for
 /// 100 ms fails).
 fn no_zombie_lingers(mode: &str) {
     let (mut example, mut live) = start(4, &["--child-mode", mode]);
@@ -249,8 +249,9 @@ fn sigterm_stops_every_worker_and_exits_0() {
     }
 }
 
-/// docs/reliability.md#graceful-shutdown: 50 clients echoing non-stop when SIGTERM arrives: exit 0 within a
-/// bound, and every client sees its connection end (no hang).
+/// docs/reliability.md#graceful-shutdown: 50 clients echoing non-stop when
+/// SIGTERM arrives: exit 0 within a bound, and every client sees its connection
+/// end (no hang).
 fn graceful_shutdown_under_load() {
     let (mut example, pids) = start(2, &[]);
     let addr = example.addr();
@@ -303,8 +304,8 @@ fn graceful_shutdown_under_load() {
     assert!(pids.iter().all(|&p| !exists(p)));
 }
 
-/// docs/reliability.md#fork-hygiene: the parent's descriptors return to their baseline after workers
-/// are killed and replaced (no leaked pidfds or pipes).
+/// docs/reliability.md#fork-hygiene: the parent's descriptors return to their
+/// baseline after workers are killed and replaced (no leaked pidfds or pipes).
 fn parent_fd_count_returns_to_baseline_after_replacements() {
     for mode in ["pidfd", "sigchld"] {
         let (mut example, pids) = start(2, &["--child-mode", mode]);
@@ -373,9 +374,10 @@ fn bad_arguments_exit_2() {
     }
 }
 
-/// docs/reliability.md#failed-forks-and-crash-loops: `fork` failing with `EAGAIN` (injected into glibc's
-/// `clone` with strace) is logged and retried; the pool fills up anyway and
-/// the server keeps serving. Skipped when strace is not installed.
+/// docs/reliability.md#failed-forks-and-crash-loops: `fork` failing with
+/// `EAGAIN` (injected into glibc's `clone` with strace) is logged and retried;
+/// the pool fills up anyway and the server keeps serving. Skipped when strace
+/// is not installed.
 fn a_failed_fork_is_logged_and_retried() {
     common::require_program("strace");
     let wrapper = [
@@ -411,9 +413,9 @@ fn a_failed_fork_is_logged_and_retried() {
     assert_eq!(example.wait_exit(SOON).code(), Some(0));
 }
 
-/// docs/reliability.md#no-pidfd_open: on a kernel without `pidfd_open` (simulated with
-/// strace: `ENOSYS`), the server detects it and falls back to SIGCHLD
-/// reaping, still reporting and replacing killed workers.
+/// docs/reliability.md#no-pidfd_open: on a kernel without `pidfd_open`
+/// (simulated with strace: `ENOSYS`), the server detects it and falls back to
+/// SIGCHLD reaping, still reporting and replacing killed workers.
 fn without_pidfd_open_the_server_falls_back_to_sigchld() {
     common::require_program("strace");
     let wrapper = [
@@ -454,10 +456,10 @@ fn traced_pid(example: &Example) -> i32 {
     children[0].0
 }
 
-/// docs/reliability.md#interrupted-calls-in-the-pre-fork-server: `EINTR` in the blocking calls of parent and workers
-/// (injected with strace into every third `epoll_wait` and every second
-/// `accept4` and `waitid`) is retried: the server serves, replaces a killed
-/// worker, and stops cleanly.
+/// docs/reliability.md#interrupted-calls-in-the-pre-fork-server: `EINTR` in the
+/// blocking calls of parent and workers (injected with strace into every third
+/// `epoll_wait` and every second `accept4` and `waitid`) is retried: the server
+/// serves, replaces a killed worker, and stops cleanly.
 fn eintr_in_blocking_calls_is_retried() {
     common::require_program("strace");
     let wrapper = [
@@ -520,8 +522,9 @@ fn reuseport_workers_listen_on_one_port() {
     assert!(pids.iter().all(|&p| !exists(p)));
 }
 
-/// docs/reliability.md#fork-hygiene: every line is printed once (stdout is flushed before each fork and
-/// workers leave with `_exit`, so no buffered line is printed twice).
+/// docs/reliability.md#fork-hygiene: every line is printed once (stdout is
+/// flushed before each fork and workers leave with `_exit`, so no buffered line
+/// is printed twice).
 fn every_line_is_printed_once() {
     let (mut example, pids) = start(3, &[]);
     kill(pids[1], libc::SIGKILL);

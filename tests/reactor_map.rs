@@ -1,9 +1,9 @@
-//! `Reactor`: the fd-to-object map with generation-checked tokens, its
-//! `Waker`, no stale event reaching a new object even when the slab slot
-//! and the fd number are both reused within one batch
-//! (docs/reliability.md#stale-events-after-reuse), and a million wakes
-//! without a drain never blocking (docs/reliability.md#signal-storms). Every test runs on
-//! select, poll and epoll.
+//! `Reactor`: the fd-to-object map with generation-checked tokens, its `Waker`,
+//! no stale event reaching a new object even when the slab slot and the fd
+//! number are both reused within one batch
+//! (docs/reliability.md#stale-events-after-reuse), and a million wakes without
+//! a drain never blocking (docs/reliability.md#signal-storms). Every test runs
+//! on select, poll and epoll.
 
 #[macro_use]
 mod common;
@@ -125,11 +125,11 @@ fn a_stale_token_reaches_nothing(backend: Backend) {
     assert_eq!(reactor.len(), 1);
 }
 
-/// docs/reliability.md#stale-events-after-reuse, step by step: A and B registered, both peers
-/// written, B's peer closed (so B's event carries HUP); one `poll` returns
-/// both; A's handler removes and drops B, then makes C with `socketpair()`
-/// (lowest free fd: B's) and inserts it (the slab reuses B's slot); the
-/// batch goes on. B's event must not reach C.
+/// docs/reliability.md#stale-events-after-reuse, step by step: A and B
+/// registered, both peers written, B's peer closed (so B's event carries HUP);
+/// one `poll` returns both; A's handler removes and drops B, then makes C with
+/// `socketpair()` (lowest free fd: B's) and inserts it (the slab reuses B's
+/// slot); the batch goes on. B's event must not reach C.
 fn a_slot_and_fd_reused_in_one_batch_get_no_stale_event(backend: Backend) {
     // Exclusive: another thread must not take B's fd number in between.
     let _fds = fds_exclusive();
@@ -268,8 +268,8 @@ fn a_waker_on_another_thread_wakes_a_blocked_poll(backend: Backend) {
     );
 }
 
-/// docs/reliability.md#signal-storms: 10⁶ wakes with no `poll` in between never block
-/// (the eventfd counter just grows), then one `poll` returns at once and
+/// docs/reliability.md#signal-storms: 10⁶ wakes with no `poll` in between never
+/// block (the eventfd counter just grows), then one `poll` returns at once and
 /// drains them all.
 fn a_million_wakes_without_a_drain_never_block(backend: Backend) {
     let _fds = fds_shared();

@@ -239,10 +239,10 @@ fn interleaved_clients_keep_their_own_partial_records(backend: Backend) {
     assert_eq!(line(&server), "(1, b'alice', 1.25)", "[{backend}]");
 }
 
-/// docs/reliability.md#hostile-binary-records: any bytes are a record of `i5sf` (NaNs, odd padding, non-UTF-8
-/// text): each prints exactly as CPython prints it; a `?` byte of 2 is
-/// `True`; a trailing partial record at close is reported, not a panic;
-/// the server keeps serving.
+/// docs/reliability.md#hostile-binary-records: any bytes are a record of `i5sf`
+/// (NaNs, odd padding, non-UTF-8 text): each prints exactly as CPython prints
+/// it; a `?` byte of 2 is `True`; a trailing partial record at close is
+/// reported, not a panic; the server keeps serving.
 fn garbage_and_partial_records_print_as_cpython_and_do_not_stop_the_server(backend: Backend) {
     // Deterministic garbage, with NaN and infinity bit patterns mixed in.
     let mut garbage = Rng::new(0x2545_f491_4f6c_dd1d).bytes(16 * 20);

@@ -302,8 +302,9 @@ fn unix_send_without_a_server_fails_naming_the_path() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(path.to_str().unwrap()));
 }
 
-/// docs/reliability.md#descriptor-leaks for the unix demo: 500 connect/send/close cycles under
-/// `RLIMIT_NOFILE=32`, the descriptor count back to where it started.
+/// docs/reliability.md#descriptor-leaks for the unix demo: 500
+/// connect/send/close cycles under `RLIMIT_NOFILE=32`, the descriptor count
+/// back to where it started.
 fn no_descriptor_leak_over_many_connections(backend: Backend) {
     let dir = TempDir::new();
     let path = dir.sock();

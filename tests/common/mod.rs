@@ -531,6 +531,32 @@ pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
     (server, client)
 }
 
+/// Writes `data` to the non-blocking `stream` in chunks of up to 64 KiB
+/// until all of it is sent or the peer has taken nothing for 300 ms (it
+/// stopped reading); returns how many bytes went out. Fails after 20 s
+/// (`what` names the test in messages).
+#[track_caller]
+pub fn write_until_stalled(stream: &mut impl std::io::Write, data: &[u8], what: &str) -> usize {
+    let mut sent = 0;
+    let mut stalled_since = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sent < data.len() && stalled_since.elapsed() < Duration::from_millis(300) {
+        assert!(Instant::now() < deadline, "[{what}] burst did not settle");
+        let end = (sent + 64 * 1024).min(data.len());
+        match stream.write(&data[sent..end]) {
+            Ok(n) => {
+                sent += n;
+                stalled_since = Instant::now();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("[{what}] write: {e}"),
+        }
+    }
+    sent
+}
+
 /// A close-on-exec, non-blocking pipe: `(read end, write end)`.
 pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     use std::os::fd::FromRawFd;
