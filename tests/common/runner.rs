@@ -4,9 +4,11 @@
 //! `N passed, M failed, K skipped`. A test that cannot run here (a tool is
 //! missing) calls [`skip`] and is counted as skipped, never as passed.
 //!
-//! Understands the arguments `cargo test` passes on: `--list` (print the
-//! names, run nothing), `--exact` and name filters; other flags
-//! (`--nocapture`, `--test-threads=…`) are accepted and ignored.
+//! Understands the arguments `cargo test` passes on as libtest does:
+//! `--list` (print the names, run nothing), `--exact`, `--skip NAME`, name
+//! filters, and `--ignored` (none of these tests is ignored, so it runs
+//! nothing); other flags (`--nocapture`, `--test-threads N`, …) are
+//! accepted and ignored.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::exit;
@@ -36,19 +38,39 @@ pub struct Runner {
     exact: bool,
     /// Name filters (a test runs if any matches; none means all).
     filters: Vec<String>,
+    /// `--skip` filters (a test matching any of them does not run).
+    skips: Vec<String>,
+    /// `--ignored`: run only ignored tests, and none of these is.
+    only_ignored: bool,
 }
 
 impl Runner {
     /// A runner configured from the command line; installs a panic hook
     /// that stays quiet for [`skip`].
     pub fn from_args() -> Runner {
-        let (mut list, mut exact, mut filters) = (false, false, Vec::new());
-        for arg in std::env::args().skip(1) {
+        let mut runner = Runner {
+            passed: 0,
+            failed: 0,
+            skipped: 0,
+            list: false,
+            exact: false,
+            filters: Vec::new(),
+            skips: Vec::new(),
+            only_ignored: false,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
             match arg.as_str() {
-                "--list" => list = true,
-                "--exact" => exact = true,
+                "--list" => runner.list = true,
+                "--exact" => runner.exact = true,
+                "--ignored" => runner.only_ignored = true,
+                "--skip" => runner.skips.extend(args.next()),
+                // libtest's options that take a value as the next argument.
+                "--test-threads" | "--color" | "--format" | "--logfile" | "-Z" => {
+                    args.next();
+                }
                 flag if flag.starts_with('-') => {}
-                filter => filters.push(filter.to_owned()),
+                filter => runner.filters.push(filter.to_owned()),
             }
         }
         let default_hook = std::panic::take_hook();
@@ -57,14 +79,7 @@ impl Runner {
                 default_hook(info);
             }
         }));
-        Runner {
-            passed: 0,
-            failed: 0,
-            skipped: 0,
-            list,
-            exact,
-            filters,
-        }
+        runner
     }
 
     /// Runs `test` under `name` (unless filtered out) and scores it.
@@ -116,13 +131,15 @@ impl Runner {
     }
 
     fn selected(&self, name: &str) -> bool {
-        self.filters.is_empty()
-            || self.filters.iter().any(|filter| {
-                if self.exact {
-                    name == filter
-                } else {
-                    name.contains(filter.as_str())
-                }
-            })
+        let matches = |filter: &String| {
+            if self.exact {
+                name == filter
+            } else {
+                name.contains(filter.as_str())
+            }
+        };
+        !self.only_ignored
+            && (self.filters.is_empty() || self.filters.iter().any(matches))
+            && !self.skips.iter().any(matches)
     }
 }
