@@ -94,7 +94,7 @@ fn role(name: &str) -> Role {
             server: "epoll_chat",
             stdin: "guide_reader\nhello from the guide\n/quit\n",
         },
-        "triggers" => Role::Program,
+        "triggers" | "pitfalls" => Role::Program,
         other => panic!(
             "the guide names example {other:?}, which tests/guide.rs does not know: add it to `role`"
         ),
