@@ -19,14 +19,16 @@
 //! must learn *when* a child exited without blocking, which is what this
 //! module turns into ordinary `poll` events, in one of two ways ([`ChildMode`]):
 //!
-//! 1. **pidfd** (Linux ≥ 5.3, preferred): [`Pidfd::open`] gives a descriptor
+//! 1. **pidfd** (Linux ≥ 5.4, preferred: `pidfd_open` came in 5.3,
+//!    `waitid(P_PIDFD)` in 5.4): [`Pidfd::open`] gives a descriptor
 //!    for one child, which becomes readable when the child exits. Insert it
 //!    into the [`Reactor`](crate::Reactor) like a socket; when it is readable
 //!    [`Pidfd::try_wait`] reaps exactly that child with
 //!    `waitid(P_PIDFD, fd, WEXITED | WNOHANG)`. Nothing global is touched: no
 //!    signal handler, no `waitpid(-1)` stealing other code's children, and no
 //!    pid-reuse race ([`Pidfd::send_signal`] cannot hit a recycled pid).
-//! 2. **SIGCHLD** (the fallback when `pidfd_open` says `ENOSYS`): a
+//! 2. **SIGCHLD** (the fallback when `pidfd_open` says `ENOSYS`, or
+//!    `waitid(P_PIDFD)` says `EINVAL`): a
 //!    [`Reaper`] turns SIGCHLD into an event through [`Signals`]' self-pipe,
 //!    and [`Reaper::reap`] calls `waitpid(-1, WNOHANG)` **in a loop until it
 //!    returns 0 or `ECHILD`**. The loop is the whole point: SIGCHLD signals
@@ -201,14 +203,14 @@ impl From<ExitStatus> for std::process::ExitStatus {
 /// ```
 /// use reactor::ChildMode;
 ///
-/// // Linux ≥ 5.3 has pidfds; older kernels (or a seccomp filter) fall back.
+/// // Linux ≥ 5.4 has pidfd_open and waitid(P_PIDFD); older kernels (or a seccomp filter) fall back.
 /// let mode = ChildMode::detect();
 /// assert!(matches!(mode, ChildMode::Pidfd | ChildMode::Sigchld));
 /// assert_eq!("sigchld".parse::<ChildMode>()?, ChildMode::Sigchld);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// Python: `os.pidfd_open` exists (3.9+, Linux ≥ 5.3), else `signal.SIGCHLD`
+/// Python: `os.pidfd_open` and `os.P_PIDFD` exist (3.9+, Linux ≥ 5.4), else `signal.SIGCHLD`
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChildMode {
     /// One [`Pidfd`] per child, each in the reactor.
@@ -221,8 +223,11 @@ pub enum ChildMode {
 static DETECTED: AtomicU8 = AtomicU8::new(0);
 
 impl ChildMode {
-    /// [`Pidfd`] if this kernel has `pidfd_open` (probed once, on this
-    /// process's own pid), else [`Sigchld`](ChildMode::Sigchld).
+    /// [`Pidfd`] if this kernel has both calls that mode uses — `pidfd_open`
+    /// (Linux 5.3) and `waitid(P_PIDFD)` (Linux 5.4) — else
+    /// [`Sigchld`](ChildMode::Sigchld). Probed once, on this process's own
+    /// pid: on Linux 5.3 `pidfd_open` works but `waitid(P_PIDFD)` fails with
+    /// `EINVAL`, which would make every [`Pidfd::try_wait`] fail.
     ///
     /// # Examples
     ///
@@ -235,7 +240,7 @@ impl ChildMode {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// Python: `hasattr(os, "pidfd_open")` (and a call that does not fail with `ENOSYS`)
+    /// Python: `hasattr(os, "pidfd_open")` and `hasattr(os, "P_PIDFD")` (and calls that do not fail with `ENOSYS` or `EINVAL`)
     pub fn detect() -> ChildMode {
         match DETECTED.load(Ordering::Relaxed) {
             1 => return ChildMode::Pidfd,
@@ -244,10 +249,10 @@ impl ChildMode {
         }
         // SAFETY: getpid cannot fail.
         let me = unsafe { libc::getpid() };
-        let mode = match Pidfd::open(me) {
-            Ok(_probe) => ChildMode::Pidfd,
+        let mode = match Pidfd::open(me).and_then(|probe| probe.probe_waitid()) {
+            Ok(()) => ChildMode::Pidfd,
             Err(err) => {
-                log::trace!("pidfd_open unusable ({err}): falling back to SIGCHLD");
+                log::trace!("pidfds unusable ({err}): falling back to SIGCHLD");
                 ChildMode::Sigchld
             }
         };
@@ -376,6 +381,35 @@ impl Pidfd {
     /// The child's pid.
     pub fn pid(&self) -> libc::pid_t {
         self.pid
+    }
+
+    /// Whether `waitid(P_PIDFD)` works on this kernel, asked on a pidfd that
+    /// is not our child (our own): a kernel that knows `P_PIDFD` (Linux
+    /// 5.4+) answers `ECHILD`, an older one `EINVAL`.
+    fn probe_waitid(&self) -> Result<()> {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: an all-zero siginfo_t is valid; waitid fills it in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: `info` is writable; the fd is a live pidfd.
+            let ret = unsafe {
+                libc::waitid(
+                    libc::P_PIDFD,
+                    fd as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG,
+                )
+            };
+            match sys::check(ret, "waitid(P_PIDFD)", Some(fd)) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+                    log::trace!("waitid(P_PIDFD, fd={fd}) → ECHILD (not our child): supported");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Reaps the child if it has exited: `Some(status)`, else `None`.
