@@ -34,14 +34,17 @@
 //! ```
 //!
 //! The output is deterministic (socket pairs deliver at once), so the guide
-//! (`docs/02-select-poll-epoll.md`) shows it verbatim and `tests/guide.rs`
-//! checks that it still matches.
+//! (`docs/04-epoll.md`) shows it verbatim and `tests/guide.rs` checks that
+//! it still matches. `--emit json` prints the same run as data instead (per
+//! trigger: the flags reported in each round and the bytes left unread),
+//! which `docs/pictures/timeline.py` draws as the guide's timeline picture.
 
 use servers::cli;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -53,6 +56,28 @@ use reactor::{Backend, Event, Events, Interest, Poller, Trigger};
 struct Cli {
     #[command(flatten)]
     backend: cli::BackendArg,
+    /// What to print: the narrated run, or the run as JSON data
+    #[arg(long, value_enum, default_value_t = Emit::Text)]
+    emit: Emit,
+}
+
+/// `--emit`: the narrated run (the default) or JSON data.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+enum Emit {
+    Text,
+    Json,
+}
+
+/// Set for `--emit json`: the narration is not printed.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `println!`, unless the run is emitting JSON.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if !QUIET.load(Ordering::Relaxed) {
+            println!($($arg)*);
+        }
+    };
 }
 
 /// How long each round's `poll` waits when nothing is ready. Ready sockets
@@ -75,6 +100,8 @@ struct Pair {
     registered: bool,
     /// One mark per round: `IN`-style flags or `-`.
     history: Vec<String>,
+    /// Bytes left unread at the end of each round.
+    unread_history: Vec<usize>,
 }
 
 /// What a round does before it polls.
@@ -98,18 +125,19 @@ fn main() {
     let cli = Cli::parse();
     cli::init_logging();
     let backend = cli.backend.choose(Backend::Epoll);
-    if let Err(err) = run(backend) {
+    QUIET.store(cli.emit == Emit::Json, Ordering::Relaxed);
+    if let Err(err) = run(backend, cli.emit) {
         cli::fail(err);
     }
 }
 
-fn run(backend: Backend) -> Result<(), Box<dyn std::error::Error>> {
+fn run(backend: Backend, emit: Emit) -> Result<(), Box<dyn std::error::Error>> {
     let mut poller = backend.new_poller()?;
-    println!("backend: {backend}");
-    println!(
+    say!("backend: {backend}");
+    say!(
         "each round: do the step, poll once, read at most {READ_SIZE} bytes from each socket that reported"
     );
-    println!();
+    say!();
 
     let mut pairs = Vec::new();
     for (key, trigger) in [Trigger::Level, Trigger::Edge, Trigger::Oneshot]
@@ -122,7 +150,7 @@ fn run(backend: Backend) -> Result<(), Box<dyn std::error::Error>> {
         {
             Ok(()) => true,
             Err(err) => {
-                println!("register {trigger:<7} → refused: {err}");
+                say!("register {trigger:<7} → refused: {err}");
                 false
             }
         };
@@ -133,15 +161,16 @@ fn run(backend: Backend) -> Result<(), Box<dyn std::error::Error>> {
             unread: 0,
             registered,
             history: Vec::new(),
+            unread_history: Vec::new(),
         });
     }
     if pairs.iter().any(|p| !p.registered) {
-        println!();
+        say!();
     }
 
     let mut events = Events::with_capacity(8);
     for (number, (step, what)) in ROUNDS.iter().enumerate() {
-        println!("round {}: {what}", number + 1);
+        say!("round {}: {what}", number + 1);
         for (key, pair) in pairs.iter_mut().enumerate() {
             match step {
                 Step::Write(bytes) => {
@@ -164,15 +193,15 @@ fn run(backend: Backend) -> Result<(), Box<dyn std::error::Error>> {
             let event = events.iter().find(|e| e.key() == key).copied();
             report(pair, event)?;
         }
-        println!();
+        say!();
     }
 
-    println!("summary (event flags per round, - for no event):");
+    say!("summary (event flags per round, - for no event):");
     let mut header = format!("{:<9}", "");
     for number in 1..=ROUNDS.len() {
         header.push_str(&format!("{:<14}", format!("round {number}")));
     }
-    println!("{}", header.trim_end());
+    say!("{}", header.trim_end());
     for pair in &pairs {
         let mut line = format!("{:<9}", pair.trigger.to_string());
         if pair.registered {
@@ -185,9 +214,38 @@ fn run(backend: Backend) -> Result<(), Box<dyn std::error::Error>> {
                 pair.trigger
             ));
         }
-        println!("{}", line.trim_end());
+        say!("{}", line.trim_end());
+    }
+    if emit == Emit::Json {
+        println!("{}", json(backend, &pairs));
     }
     Ok(())
+}
+
+/// The run as JSON: the rounds' steps, then per trigger whether it was
+/// registered, the flags reported in each round (`-` for none) and the
+/// bytes left unread after each round.
+fn json(backend: Backend, pairs: &[Pair]) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let list = |items: Vec<String>| format!("[{}]", items.join(", "));
+    let steps = list(ROUNDS.iter().map(|(_, what)| quote(what)).collect());
+    let triggers = pairs
+        .iter()
+        .map(|p| {
+            format!(
+                "{{\"trigger\": {}, \"registered\": {}, \"events\": {}, \"unread\": {}}}",
+                quote(&p.trigger.to_string()),
+                p.registered,
+                list(p.history.iter().map(|h| quote(h)).collect()),
+                list(p.unread_history.iter().map(|u| u.to_string()).collect()),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",\n    ");
+    format!(
+        "{{\n  \"backend\": {},\n  \"rounds\": {steps},\n  \"triggers\": [\n    {triggers}\n  ]\n}}",
+        quote(backend.name())
+    )
 }
 
 /// Prints one trigger's line for this round, reading from its socket if it
@@ -195,17 +253,18 @@ fn run(backend: Backend) -> Result<(), Box<dyn std::error::Error>> {
 fn report(pair: &mut Pair, event: Option<Event>) -> std::io::Result<()> {
     let name = pair.trigger.to_string();
     if !pair.registered {
-        println!("  {name:<8} (not registered)");
+        say!("  {name:<8} (not registered)");
         return Ok(());
     }
     let Some(event) = event else {
         pair.history.push("-".to_owned());
+        pair.unread_history.push(pair.unread);
         let why = match pair.trigger {
             Trigger::Level => "nothing to read",
             Trigger::Edge => "nothing NEW arrived",
             Trigger::Oneshot => "disarmed until modify()",
         };
-        println!(
+        say!(
             "  {name:<8} -{:16}{} unread; no event: {why}",
             "",
             bytes(pair.unread)
@@ -230,11 +289,12 @@ fn report(pair: &mut Pair, event: Option<Event>) -> std::io::Result<()> {
         Err(e) if e.kind() == ErrorKind::WouldBlock => "read → WouldBlock".to_owned(),
         Err(e) => return Err(e),
     };
-    println!(
+    say!(
         "  {name:<8} {flags:<17}{read}, {} unread",
         bytes(pair.unread)
     );
     pair.history.push(flags);
+    pair.unread_history.push(pair.unread);
     Ok(())
 }
 

@@ -667,8 +667,8 @@ fn every_command_in_the_guide_runs() {
         })
         .collect();
     assert!(
-        only.is_some() || files.len() >= 8,
-        "the table of contents and seven chapters: {files:?}"
+        only.is_some() || files.len() >= 13,
+        "the table of contents and twelve chapters (0 to 11): {files:?}"
     );
     let sessions: Vec<Session> = files.iter().flat_map(|file| sessions(file)).collect();
     let uses_python = sessions
@@ -738,4 +738,66 @@ fn triggers_shows_each_trigger(backend: Backend) {
             "[{backend}] edge not refused with Error::Unsupported:\n{out}"
         );
     }
+}
+
+/// Every picture a guide page shows exists in `docs/pictures/`, every SVG
+/// there is shown somewhere, and each has the source `make.sh` draws it
+/// from (a `.dot` file, or the timeline's script and data).
+#[test]
+fn every_picture_is_shown_and_has_its_source() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let pictures = docs.join("pictures");
+    let mut shown = std::collections::BTreeSet::new();
+    for page in guide_files() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for (i, _) in text.match_indices("](pictures/") {
+            let rest = &text[i + "](pictures/".len()..];
+            let name = &rest[..rest.find(')').expect("closing parenthesis")];
+            assert!(
+                pictures.join(name).exists(),
+                "{} shows pictures/{name}, which does not exist (run docs/pictures/make.sh)",
+                page.display()
+            );
+            shown.insert(name.to_owned());
+        }
+    }
+    for entry in std::fs::read_dir(&pictures).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".svg") else {
+            continue;
+        };
+        assert!(
+            shown.contains(&name),
+            "docs/pictures/{name} is shown by no guide page"
+        );
+        let source = if stem == "triggers-timeline" {
+            pictures.join("timeline.py")
+        } else {
+            pictures.join(format!("{stem}.dot"))
+        };
+        assert!(
+            source.exists(),
+            "docs/pictures/{name} has no source {}",
+            source.display()
+        );
+    }
+}
+
+/// The timeline picture is drawn from `triggers.json`; that data must still
+/// be what `triggers --emit json` prints, or the picture shows a run the
+/// program no longer makes (regenerate with docs/pictures/make.sh).
+#[test]
+fn the_timeline_data_is_what_triggers_emits_today() {
+    let mut command = Command::new(example_path("triggers"));
+    command.args(["--emit", "json"]);
+    let emitted = run_to_end(command, "", "triggers --emit json");
+    let stored = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/pictures/triggers.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        emitted.trim_end(),
+        stored.trim_end(),
+        "docs/pictures/triggers.json is stale: run docs/pictures/make.sh"
+    );
 }
