@@ -16,19 +16,25 @@
 //! (`Reactor::remove` does both, in that order).
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use reactor::Backend;
 
-use crate::{Result, check, count_for, errno, errno_name, heading, ms};
+use crate::{
+    Result, check, count_for, epoll_ctl, epoll_instance, epoll_wait, errno, errno_name, heading,
+    ms, poll_readable, select_readable,
+};
 
 /// How long each spin is counted.
 const WINDOW: Duration = Duration::from_millis(200);
 
 /// Each wait's timeout: a loop that is not spinning makes WINDOW / TIMEOUT calls.
 const TIMEOUT_MS: libc::c_int = 50;
+
+/// The same, for select.
+const TIMEOUT: Duration = Duration::from_millis(TIMEOUT_MS as u64);
 
 /// An upper bound on the calls counted in one window, whatever the machine.
 const CAP: u64 = 5_000_000;
@@ -67,15 +73,9 @@ fn broken(backend: Backend) -> Result {
         Backend::Poll => {
             let mut revents = 0;
             let calls = count_for(WINDOW, CAP, || {
-                let mut fds = [libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                }];
-                // SAFETY: `fds` is a valid array of one pollfd.
-                let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, TIMEOUT_MS) };
+                let (n, r) = poll_readable(fd, TIMEOUT_MS);
                 check(n, "poll")?;
-                revents = fds[0].revents;
+                revents = r;
                 Ok(())
             })?;
             let nval = if revents & libc::POLLNVAL != 0 {
@@ -92,7 +92,7 @@ fn broken(backend: Backend) -> Result {
         Backend::Select => {
             let mut last = 0;
             let calls = count_for(WINDOW, CAP, || {
-                let (n, e) = select_once(fd);
+                let (n, e) = select_readable(fd, TIMEOUT);
                 if n != -1 {
                     return Err(format!("select with a closed fd returned {n}").into());
                 }
@@ -110,20 +110,15 @@ fn broken(backend: Backend) -> Result {
             );
         }
         Backend::Epoll => {
-            let epoll = epoll_with(fd)?;
+            let epoll = epoll_instance()?;
+            epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN, 0)?;
             println!("epoll_ctl(ADD, fd={fd}) → 0");
             drop(watched.take());
             println!("close(fd={fd}) → 0 (no EPOLL_CTL_DEL)");
-            // SAFETY: a DEL with a null event pointer is valid since Linux 2.6.9.
-            let del = unsafe {
-                libc::epoll_ctl(
-                    epoll.as_raw_fd(),
-                    libc::EPOLL_CTL_DEL,
-                    fd,
-                    std::ptr::null_mut(),
-                )
+            let del = match epoll_ctl(&epoll, libc::EPOLL_CTL_DEL, fd, 0, 0) {
+                Ok(()) => "0",
+                Err(_) => errno_name(errno()),
             };
-            let del = if del == -1 { errno_name(errno()) } else { "0" };
             println!(
                 "epoll_ctl(DEL, fd={fd}) → {del}: the kernel dropped the watch with the last reference"
             );
@@ -141,7 +136,7 @@ fn broken(backend: Backend) -> Result {
             );
             let mut events = 0;
             let calls = count_for(WINDOW, CAP, || {
-                events += epoll_wait_once(&epoll)?;
+                events += epoll_wait(&epoll, TIMEOUT_MS)?.len();
                 Ok(())
             })?;
             println!(
@@ -154,53 +149,34 @@ fn broken(backend: Backend) -> Result {
 }
 
 fn fixed(backend: Backend, fd: RawFd) -> Result {
-    // The loop still watches something (a quiet pipe), as a real one would.
+    // The loop still watches something (a quiet socket), as a real one would.
     let (quiet, _keep) = UnixStream::pair()?;
     let q = quiet.as_raw_fd();
     let calls = match backend {
         Backend::Poll => {
             println!("poll: drop fd={fd} from the pollfd array, then close(fd={fd})");
             count_for(WINDOW, CAP, || {
-                let mut fds = [libc::pollfd {
-                    fd: q,
-                    events: libc::POLLIN,
-                    revents: 0,
-                }];
-                // SAFETY: `fds` is a valid array of one pollfd.
-                let ret = unsafe { libc::poll(fds.as_mut_ptr(), 1, TIMEOUT_MS) };
-                check(ret, "poll")?;
+                check(poll_readable(q, TIMEOUT_MS).0, "poll")?;
                 Ok(())
             })?
         }
         Backend::Select => {
             println!("select: FD_CLR(fd={fd}), then close(fd={fd})");
-            count_for(WINDOW, CAP, || {
-                let (n, e) = select_once(q);
-                if n == -1 {
-                    return Err(format!("select: {}", errno_name(e)).into());
-                }
-                Ok(())
+            count_for(WINDOW, CAP, || match select_readable(q, TIMEOUT) {
+                (-1, e) => Err(format!("select: {}", errno_name(e)).into()),
+                _ => Ok(()),
             })?
         }
         Backend::Epoll => {
-            let epoll = epoll_with(fd)?;
-            let add_quiet = epoll_add(&epoll, q);
-            add_quiet?;
-            // SAFETY: a DEL with a null event pointer is valid since Linux 2.6.9.
-            let del = unsafe {
-                libc::epoll_ctl(
-                    epoll.as_raw_fd(),
-                    libc::EPOLL_CTL_DEL,
-                    fd,
-                    std::ptr::null_mut(),
-                )
-            };
-            check(del, "epoll_ctl(DEL)")?;
+            let epoll = epoll_instance()?;
+            epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN, 0)?;
+            epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, q, libc::EPOLLIN, 1)?;
+            epoll_ctl(&epoll, libc::EPOLL_CTL_DEL, fd, 0, 0)?;
             println!(
                 "epoll_ctl(DEL, fd={fd}) → 0, then close(fd={fd}): the table and the kernel agree"
             );
             count_for(WINDOW, CAP, || {
-                epoll_wait_once(&epoll)?;
+                epoll_wait(&epoll, TIMEOUT_MS)?;
                 Ok(())
             })?
         }
@@ -210,55 +186,4 @@ fn fixed(backend: Backend, fd: RawFd) -> Result {
         ms(WINDOW)
     );
     Ok(())
-}
-
-/// One `select` for readability of `fd`; returns its result and errno.
-fn select_once(fd: RawFd) -> (libc::c_int, i32) {
-    // SAFETY: an all-zero fd_set is the empty set (what FD_ZERO makes).
-    let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is below FD_SETSIZE (a fresh socket in a small process).
-    unsafe { libc::FD_SET(fd, &mut set) };
-    let mut timeout = libc::timeval {
-        tv_sec: 0,
-        tv_usec: TIMEOUT_MS as libc::suseconds_t * 1000,
-    };
-    // SAFETY: every pointer is valid for the call.
-    let n = unsafe {
-        libc::select(
-            fd + 1,
-            &mut set,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            &mut timeout,
-        )
-    };
-    (n, if n == -1 { errno() } else { 0 })
-}
-
-fn epoll_with(fd: RawFd) -> Result<OwnedFd> {
-    // SAFETY: plain system call with a valid flag.
-    let ret = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    let epfd = check(ret, "epoll_create1")?;
-    // SAFETY: `epfd` was just returned by epoll_create1 and is owned by nobody else.
-    let epoll = unsafe { OwnedFd::from_raw_fd(epfd) };
-    epoll_add(&epoll, fd)?;
-    Ok(epoll)
-}
-
-fn epoll_add(epoll: &OwnedFd, fd: RawFd) -> Result {
-    let mut event = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: fd as u64,
-    };
-    // SAFETY: `event` is valid for the duration of the call.
-    let ret = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
-    check(ret, "epoll_ctl(ADD)")?;
-    Ok(())
-}
-
-fn epoll_wait_once(epoll: &OwnedFd) -> Result<usize> {
-    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
-    // SAFETY: `events` has room for the 4 entries the call may fill.
-    let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), 4, TIMEOUT_MS) };
-    Ok(check(n, "epoll_wait")? as usize)
 }

@@ -17,79 +17,47 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
-use crate::{Result, check, errno, errno_name, heading};
+use crate::{Result, check, epoll_ctl, epoll_instance, epoll_wait, errno, errno_name, heading};
 
 /// How many `epoll_wait` calls each half makes.
 const WAITS: usize = 3;
+
+/// Each wait's timeout.
+const TIMEOUT_MS: libc::c_int = 50;
 
 pub fn run() -> Result {
     println!(
         "dup-close: a registration outlives close() while a dup of the fd is open (epoll only:"
     );
     println!("select and poll are handed the fd numbers afresh at every call)");
+    let epoll = epoll_instance()?;
 
     heading("epoll, broken: close(fd) while a dup is open, without EPOLL_CTL_DEL");
-    let epoll = epoll_create()?;
-    let (watched, mut peer) = UnixStream::pair()?;
-    let fd = watched.as_raw_fd();
-    ctl(&epoll, libc::EPOLL_CTL_ADD, fd)?;
-    println!("epoll_ctl(ADD, fd={fd}) → 0");
-    let copy = dup(fd)?;
-    println!(
-        "dup(fd={fd}) → fd={} (the same open socket)",
-        copy.as_raw_fd()
-    );
-    drop(watched);
-    println!("close(fd={fd}) → 0");
-    peer.write_all(b"x")?;
-    println!("the peer writes 1 byte");
-    let mut reported = 0;
-    for _ in 0..WAITS {
-        let keys = wait(&epoll)?;
-        println!("epoll_wait → {}", describe(&keys));
-        reported += keys.iter().filter(|&&k| k == fd as u64).count();
-    }
+    let (fd, copy) = register_dup_close(&epoll, false)?;
+    let reported = waits(&epoll)?;
     println!(
         "broken: {reported} of {WAITS} epoll_wait calls reported fd={fd}, which this program closed"
     );
-    let del = ctl(&epoll, libc::EPOLL_CTL_DEL, fd);
     report_del(
+        &epoll,
         fd,
-        del,
         "the number is closed, so it cannot name the registration any more",
     );
-    let del_copy = ctl(&epoll, libc::EPOLL_CTL_DEL, copy.as_raw_fd());
     report_del(
+        &epoll,
         copy.as_raw_fd(),
-        del_copy,
         "the registration is keyed on (fd, file), and the dup is a different fd",
     );
     drop(copy);
-    let keys = wait(&epoll)?;
+    let keys = epoll_wait(&epoll, TIMEOUT_MS)?;
     println!(
         "close(fd of the dup) as well: the last reference is gone; epoll_wait → {}",
         describe(&keys)
     );
 
     heading("epoll, fixed: EPOLL_CTL_DEL first, then close");
-    let (watched, mut peer) = UnixStream::pair()?;
-    let fd = watched.as_raw_fd();
-    ctl(&epoll, libc::EPOLL_CTL_ADD, fd)?;
-    println!("epoll_ctl(ADD, fd={fd}) → 0");
-    let copy = dup(fd)?;
-    println!("dup(fd={fd}) → fd={}", copy.as_raw_fd());
-    ctl(&epoll, libc::EPOLL_CTL_DEL, fd)?;
-    println!("epoll_ctl(DEL, fd={fd}) → 0");
-    drop(watched);
-    println!("close(fd={fd}) → 0");
-    peer.write_all(b"x")?;
-    println!("the peer writes 1 byte");
-    let mut reported = 0;
-    for _ in 0..WAITS {
-        let keys = wait(&epoll)?;
-        println!("epoll_wait → {}", describe(&keys));
-        reported += keys.len();
-    }
+    let (_fd, copy) = register_dup_close(&epoll, true)?;
+    let reported = waits(&epoll)?;
     println!(
         "fixed: {reported} of {WAITS} epoll_wait calls reported anything (Reactor::remove unregisters before it hands the object back to be dropped)"
     );
@@ -97,55 +65,60 @@ pub fn run() -> Result {
     Ok(())
 }
 
-fn report_del(fd: RawFd, result: Result<libc::c_int>, why: &str) {
-    match result {
-        Ok(_) => println!("epoll_ctl(DEL, fd={fd}) → 0"),
-        Err(_) => {
-            let e = errno();
-            println!("epoll_ctl(DEL, fd={fd}) → -1 {}: {why}", errno_name(e));
-        }
-    }
-}
-
-fn epoll_create() -> Result<OwnedFd> {
-    // SAFETY: plain system call with a valid flag.
-    let ret = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    let fd = check(ret, "epoll_create1")?;
-    // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn dup(fd: RawFd) -> Result<OwnedFd> {
-    // SAFETY: `fd` is open (the caller still owns it).
-    let copy = check(unsafe { libc::dup(fd) }, "dup")?;
+/// Registers one end of a fresh socket pair, dups it, closes the original
+/// (after `EPOLL_CTL_DEL` if `unregister_first`), and has the peer write a
+/// byte. Returns the closed number and the dup.
+fn register_dup_close(epoll: &OwnedFd, unregister_first: bool) -> Result<(RawFd, OwnedFd)> {
+    let (watched, mut peer) = UnixStream::pair()?;
+    let fd = watched.as_raw_fd();
+    epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN, fd as u64)?;
+    println!("epoll_ctl(ADD, fd={fd}) → 0");
+    // SAFETY: `fd` is open (`watched` still owns it).
+    let copy = unsafe { libc::dup(fd) };
+    check(copy, "dup")?;
     // SAFETY: `copy` was just returned by dup and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
-}
-
-/// `epoll_ctl(op, fd)` for readable interest, with the fd number as the key.
-fn ctl(epoll: &OwnedFd, op: libc::c_int, fd: RawFd) -> Result<libc::c_int> {
-    let mut event = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: fd as u64,
-    };
-    // SAFETY: `event` is a valid epoll_event for the duration of the call.
-    let ret = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), op, fd, &mut event) };
-    check(ret, "epoll_ctl")
-}
-
-/// One `epoll_wait` of at most 50 ms; returns the keys (fd numbers) reported.
-fn wait(epoll: &OwnedFd) -> Result<Vec<u64>> {
-    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
-    // SAFETY: `events` has room for the 4 entries the call may fill.
-    let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), 4, 50) };
-    let n = check(n, "epoll_wait")?;
-    Ok(events[..n as usize].iter().map(|e| e.u64).collect())
-}
-
-fn describe(keys: &[u64]) -> String {
-    if keys.is_empty() {
-        return "0 events (timed out after 50 ms)".to_owned();
+    let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+    println!(
+        "dup(fd={fd}) → fd={} (the same open socket)",
+        copy.as_raw_fd()
+    );
+    if unregister_first {
+        epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, 0, 0)?;
+        println!("epoll_ctl(DEL, fd={fd}) → 0");
     }
-    let list: Vec<String> = keys.iter().map(|k| format!("fd={k} IN")).collect();
+    drop(watched);
+    println!("close(fd={fd}) → 0");
+    peer.write_all(b"x")?;
+    println!("the peer writes 1 byte");
+    // The peer is dropped here; the byte stays readable through the dup.
+    Ok((fd, copy))
+}
+
+/// `WAITS` waits, each printed; returns how many reported something.
+fn waits(epoll: &OwnedFd) -> Result<usize> {
+    let mut reported = 0;
+    for _ in 0..WAITS {
+        let keys = epoll_wait(epoll, TIMEOUT_MS)?;
+        println!("epoll_wait → {}", describe(&keys));
+        reported += usize::from(!keys.is_empty());
+    }
+    Ok(reported)
+}
+
+fn report_del(epoll: &OwnedFd, fd: RawFd, why: &str) {
+    match epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, 0, 0) {
+        Ok(()) => println!("epoll_ctl(DEL, fd={fd}) → 0"),
+        Err(_) => println!(
+            "epoll_ctl(DEL, fd={fd}) → -1 {}: {why}",
+            errno_name(errno())
+        ),
+    }
+}
+
+fn describe(keys: &[(u64, u32)]) -> String {
+    if keys.is_empty() {
+        return format!("0 events (timed out after {TIMEOUT_MS} ms)");
+    }
+    let list: Vec<String> = keys.iter().map(|(k, _)| format!("fd={k} IN")).collect();
     format!("{} event(s): {}", keys.len(), list.join(", "))
 }

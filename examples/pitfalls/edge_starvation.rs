@@ -16,11 +16,11 @@
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use crate::{Result, check, heading, ms};
+use crate::{Result, epoll_ctl, epoll_instance, epoll_wait, heading, ms};
 
 /// How long the flooding client writes.
 const FLOOD_FOR: Duration = Duration::from_millis(300);
@@ -95,30 +95,20 @@ struct Conn {
 /// Runs the server against the two clients; `budget` is `None` for the
 /// naive "drain until EAGAIN", else the round-robin budget.
 fn trial(budget: Option<usize>) -> Result<Outcome> {
-    // SAFETY: plain system call with a valid flag.
-    let ret = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    let epfd = check(ret, "epoll_create1")?;
-    // SAFETY: `epfd` was just returned by epoll_create1 and is owned by nobody else.
-    let epoll = unsafe { OwnedFd::from_raw_fd(epfd) };
+    let epoll = epoll_instance()?;
     let (flood_server, mut flood_client) = UnixStream::pair()?;
     let (quiet_server, mut quiet_client) = UnixStream::pair()?;
     let mut conns = Vec::new();
     for (key, stream) in [flood_server, quiet_server].into_iter().enumerate() {
         stream.set_nonblocking(true)?;
-        let mut event = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: key as u64,
-        };
-        // SAFETY: `event` is valid for the duration of the call.
-        let ret = unsafe {
-            libc::epoll_ctl(
-                epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                stream.as_raw_fd(),
-                &mut event,
-            )
-        };
-        check(ret, "epoll_ctl(ADD)")?;
+        let flags = libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET;
+        epoll_ctl(
+            &epoll,
+            libc::EPOLL_CTL_ADD,
+            stream.as_raw_fd(),
+            flags,
+            key as u64,
+        )?;
         conns.push(Conn {
             stream,
             queued: false,
@@ -146,12 +136,8 @@ fn trial(budget: Option<usize>) -> Result<Outcome> {
     let mut buf = [0u8; CHUNK];
     while (!conns[FLOOD].eof || served.is_none()) && sent.elapsed() < DEADLINE {
         let timeout = if ready.is_empty() { 100 } else { 0 };
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
-        // SAFETY: `events` has room for the 2 entries the call may fill.
-        let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), 2, timeout) };
-        let n = check(n, "epoll_wait")?;
-        for event in &events[..n as usize] {
-            let key = event.u64 as usize;
+        for (key, _flags) in epoll_wait(&epoll, timeout)? {
+            let key = key as usize;
             if !conns[key].queued {
                 conns[key].queued = true;
                 ready.push_back(key);

@@ -14,7 +14,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use reactor::{Accepted, Acceptor, Backend, Events, Interest, Poller, Trigger};
+use reactor::{Accepted, Acceptor, AnyPoller, Backend, Events, Interest, Poller, Trigger};
 
 use crate::{Result, check, count_for, errno, errno_name, heading, ms};
 
@@ -57,30 +57,22 @@ fn one_backend(backend: Backend) -> Result {
     ));
     {
         let (listener, mut poller, client) = setup(backend)?;
-        let fillers = exhaust()?;
-        println!(
-            "{} descriptors opened on /dev/null until open() → EMFILE",
-            fillers.len()
-        );
-        let mut events = Events::with_capacity(8);
+        let fillers = exhaust("")?;
         let mut failures = 0;
         let mut last = 0;
-        let turns = count_for(WINDOW, CAP, || {
-            poller.poll(&mut events, Some(TIMEOUT))?;
-            if !events.is_empty() {
-                // SAFETY: null address pointers are allowed when the peer's address is not wanted.
-                let fd = unsafe {
-                    libc::accept4(
-                        listener.as_raw_fd(),
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                        libc::SOCK_NONBLOCK,
-                    )
-                };
-                if fd == -1 {
-                    failures += 1;
-                    last = errno();
-                }
+        let turns = turns(&mut poller, || {
+            // SAFETY: null address pointers are allowed when the peer's address is not wanted.
+            let fd = unsafe {
+                libc::accept4(
+                    listener.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK,
+                )
+            };
+            if fd == -1 {
+                failures += 1;
+                last = errno();
             }
             Ok(())
         })?;
@@ -101,28 +93,19 @@ fn one_backend(backend: Backend) -> Result {
     ));
     let (listener, mut poller, mut client) = setup(backend)?;
     let mut acceptor = Acceptor::new();
-    let fillers = exhaust()?;
-    println!(
-        "{} descriptors opened on /dev/null until open() → EMFILE (the reserve was opened first)",
-        fillers.len()
-    );
-    let mut events = Events::with_capacity(8);
+    let fillers = exhaust(" (the reserve was opened first)")?;
     let mut shed = 0;
-    let turns = count_for(WINDOW, CAP, || {
-        poller.poll(&mut events, Some(TIMEOUT))?;
-        if !events.is_empty() {
-            loop {
-                match acceptor.accept(
-                    || listener.accept().map(|(s, _)| s),
-                    |s| s.set_nonblocking(true),
-                )? {
-                    Accepted::Connection(stream) => drop(stream),
-                    Accepted::Shed => shed += 1,
-                    Accepted::Drained => break,
-                }
+    let turns = turns(&mut poller, || {
+        loop {
+            match acceptor.accept(
+                || listener.accept().map(|(s, _)| s),
+                |s| s.set_nonblocking(true),
+            )? {
+                Accepted::Connection(stream) => drop(stream),
+                Accepted::Shed => shed += 1,
+                Accepted::Drained => return Ok(()),
             }
         }
-        Ok(())
     })?;
     drop(fillers);
     client.set_read_timeout(Some(Duration::from_secs(1)))?;
@@ -144,7 +127,7 @@ fn one_backend(backend: Backend) -> Result {
 
 /// A listener with one client waiting in its backlog, and a level-triggered
 /// poller watching it.
-fn setup(backend: Backend) -> Result<(TcpListener, reactor::AnyPoller, TcpStream)> {
+fn setup(backend: Backend) -> Result<(TcpListener, AnyPoller, TcpStream)> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let client = TcpStream::connect(listener.local_addr()?)?;
@@ -153,17 +136,37 @@ fn setup(backend: Backend) -> Result<(TcpListener, reactor::AnyPoller, TcpStream
     Ok((listener, poller, client))
 }
 
-/// Opens /dev/null until the process is out of descriptors.
-fn exhaust() -> Result<Vec<OwnedFd>> {
+/// Opens /dev/null until the process is out of descriptors, and says so.
+fn exhaust(note: &str) -> Result<Vec<OwnedFd>> {
     let mut fds = Vec::new();
     while fds.len() < LIMIT as usize {
         match std::fs::File::open("/dev/null") {
             Ok(f) => fds.push(OwnedFd::from(f)),
-            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => return Ok(fds),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
+                println!(
+                    "{} descriptors opened on /dev/null until open() → EMFILE{note}",
+                    fds.len()
+                );
+                return Ok(fds);
+            }
             Err(e) => return Err(e.into()),
         }
     }
     Err("open() never failed with EMFILE".into())
+}
+
+/// The level-triggered loop, counted over `WINDOW`: each turn waits (at
+/// most `TIMEOUT`) and calls `on_readable` if the listener was reported.
+fn turns(poller: &mut AnyPoller, mut on_readable: impl FnMut() -> Result) -> Result<u64> {
+    let mut events = Events::with_capacity(8);
+    count_for(WINDOW, CAP, || {
+        poller.poll(&mut events, Some(TIMEOUT))?;
+        if events.is_empty() {
+            Ok(())
+        } else {
+            on_readable()
+        }
+    })
 }
 
 fn get_limit() -> Result<(u64, u64)> {

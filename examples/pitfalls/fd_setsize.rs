@@ -60,12 +60,7 @@ pub fn run() -> Result {
 /// what the child printed and how it ended.
 #[cfg(target_env = "gnu")]
 fn fortified() -> Result {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    check(ret, "pipe2")?;
-    // SAFETY: both were just returned by pipe2 and are owned by nobody else.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read, write) = crate::pipe()?;
     let pid = fork(|| {
         // SAFETY: both descriptors are open; stderr now goes to the pipe.
         unsafe { libc::dup2(write.as_raw_fd(), libc::STDERR_FILENO) };

@@ -15,10 +15,14 @@
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use reactor::{Backend, Interest, Poller, Trigger};
 
-use crate::{Result, check, errno, errno_name, heading};
+use crate::{
+    Result, check, epoll_ctl, epoll_instance, epoll_wait, errno, errno_name, heading,
+    poll_readable, select_readable,
+};
 
 pub fn run(backends: &[Backend]) -> Result {
     println!(
@@ -93,86 +97,33 @@ pub fn run(backends: &[Backend]) -> Result {
 /// What one zero-timeout wait for reading says about `fd`.
 fn readiness(backend: Backend, fd: RawFd) -> String {
     match backend {
-        Backend::Select => {
-            // SAFETY: an all-zero fd_set is the empty set.
-            let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
-            // SAFETY: `fd` is a small fd number, below FD_SETSIZE.
-            unsafe { libc::FD_SET(fd, &mut set) };
-            let mut timeout = libc::timeval {
-                tv_sec: 0,
-                tv_usec: 0,
-            };
-            // SAFETY: every pointer is valid for the call.
-            let n = unsafe {
-                libc::select(
-                    fd + 1,
-                    &mut set,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    &mut timeout,
-                )
-            };
-            // SAFETY: `set` is a valid fd_set.
-            let ready = n > 0 && unsafe { libc::FD_ISSET(fd, &set) };
-            format!(
-                "select → {}",
-                if ready {
-                    "readable at once"
-                } else if n == -1 {
-                    errno_name(errno())
-                } else {
-                    "not ready (0)"
-                }
-            )
-        }
-        Backend::Poll => {
-            let mut fds = [libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            // SAFETY: `fds` is a valid array of one pollfd.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
-            format!(
-                "poll → {}",
-                if n > 0 && fds[0].revents & libc::POLLIN != 0 {
-                    "POLLIN at once"
-                } else if n == -1 {
-                    errno_name(errno())
-                } else {
-                    "not ready (0)"
-                }
-            )
-        }
-        Backend::Epoll => {
-            // SAFETY: plain system call with a valid flag.
-            let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-            if epfd == -1 {
-                return format!("epoll_create1 → {}", errno_name(errno()));
+        Backend::Select => match select_readable(fd, Duration::ZERO) {
+            (-1, e) => format!("select → -1 {}", errno_name(e)),
+            (0, _) => "select → not ready (0)".to_owned(),
+            _ => "select → readable at once".to_owned(),
+        },
+        Backend::Poll => match poll_readable(fd, 0) {
+            (-1, _) => format!("poll → -1 {}", errno_name(errno())),
+            (n, revents) if n > 0 && revents & libc::POLLIN != 0 => {
+                "poll → POLLIN at once".to_owned()
             }
-            // SAFETY: `epfd` was just returned by epoll_create1 and is owned by nobody else.
-            let epoll = unsafe { OwnedFd::from_raw_fd(epfd) };
-            let mut event = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: 0,
+            _ => "poll → not ready (0)".to_owned(),
+        },
+        Backend::Epoll => {
+            let epoll = match epoll_instance() {
+                Ok(epoll) => epoll,
+                Err(err) => return err.to_string(),
             };
-            // SAFETY: `event` is valid for the duration of the call.
-            if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) }
-                == -1
-            {
+            if epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN, 0).is_err() {
                 return format!("epoll_ctl(ADD) → -1 {}", errno_name(errno()));
             }
-            let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
-            // SAFETY: `out` has room for the one entry the call may fill.
-            let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), out.as_mut_ptr(), 1, 0) };
-            format!(
-                "epoll_ctl(ADD) → 0; epoll_wait → {}",
-                if n > 0 {
-                    "EPOLLIN at once"
-                } else {
-                    "not ready (0)"
+            match epoll_wait(&epoll, 0) {
+                Ok(ready) if !ready.is_empty() => {
+                    "epoll_ctl(ADD) → 0; epoll_wait → EPOLLIN at once".to_owned()
                 }
-            )
+                Ok(_) => "epoll_ctl(ADD) → 0; epoll_wait → not ready (0)".to_owned(),
+                Err(err) => err.to_string(),
+            }
         }
     }
 }

@@ -16,12 +16,15 @@
 
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use reactor::Backend;
 
-use crate::{Result, check, errno, fork, heading};
+use crate::{
+    Result, check, epoll_ctl, epoll_instance, epoll_wait, errno, fork, heading, pipe,
+    poll_readable, select_readable,
+};
 
 /// Time for every worker to block in its wait after it said it is ready.
 const SETTLE: Duration = Duration::from_millis(50);
@@ -56,32 +59,29 @@ struct Tally {
 pub fn run(backends: &[Backend], workers: u32) -> Result {
     println!("herd: {workers} processes wait on one port; one client connects; who wakes up?");
     for &backend in backends {
-        heading(&format!(
-            "{backend}, broken: {workers} processes wait on one shared listener"
-        ));
-        let t = case(backend, Sharing::Shared, workers)?;
-        verdict("broken", &t, workers);
-
+        let shared = format!("{workers} processes wait on one shared listener");
+        let mut cases = vec![(Sharing::Shared, "broken", shared.as_str())];
         if backend == Backend::Epoll {
-            heading(&format!(
-                "{backend}, fixed: each worker registers the listener with EPOLLEXCLUSIVE"
+            cases.push((
+                Sharing::Exclusive,
+                "fixed (EPOLLEXCLUSIVE)",
+                "each worker registers the listener with EPOLLEXCLUSIVE (Linux 4.5)",
             ));
-            let t = case(backend, Sharing::Exclusive, workers)?;
-            if t.unsupported {
-                println!("skipped: this kernel refuses EPOLLEXCLUSIVE (it needs Linux 4.5)");
-            } else {
-                verdict("fixed (EPOLLEXCLUSIVE)", &t, workers);
-            }
         }
-
-        heading(&format!(
-            "{backend}, fixed: each worker has its own listener on the port (SO_REUSEPORT)"
+        cases.push((
+            Sharing::ReusePort,
+            "fixed (SO_REUSEPORT)",
+            "each worker has its own listener on the port (SO_REUSEPORT, Linux 3.9)",
         ));
-        let t = case(backend, Sharing::ReusePort, workers)?;
-        if t.unsupported {
-            println!("skipped: this kernel refuses SO_REUSEPORT (it needs Linux 3.9)");
-        } else {
-            verdict("fixed (SO_REUSEPORT)", &t, workers);
+        for (sharing, label, what) in cases {
+            let verdict_word = label.split(' ').next().unwrap_or(label);
+            heading(&format!("{backend}, {verdict_word}: {what}"));
+            let t = case(backend, sharing, workers)?;
+            if t.unsupported {
+                println!("skipped: this kernel refuses it ({what})");
+            } else {
+                verdict(label, &t, workers);
+            }
         }
     }
     Ok(())
@@ -179,28 +179,27 @@ fn worker(
         },
     };
     // epoll: each worker its own instance, created after the fork.
-    let mut epfd = -1;
+    let mut epoll = None;
     if backend == Backend::Epoll {
-        // SAFETY: plain system call with a valid flag.
-        epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        let mut flags = libc::EPOLLIN as u32;
+        let mut flags = libc::EPOLLIN;
         if sharing == Sharing::Exclusive {
-            flags |= libc::EPOLLEXCLUSIVE as u32;
+            flags |= libc::EPOLLEXCLUSIVE;
         }
-        let mut event = libc::epoll_event {
-            events: flags,
-            u64: 0,
-        };
-        // SAFETY: `event` is valid for the duration of the call.
-        if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, listen, &mut event) } == -1 {
-            say(b'X');
-            return 0;
+        let instance = epoll_instance();
+        match instance
+            .and_then(|e| epoll_ctl(&e, libc::EPOLL_CTL_ADD, listen, flags, 0).map(|()| e))
+        {
+            Ok(e) => epoll = Some(e),
+            Err(_) => {
+                say(b'X');
+                return 0;
+            }
         }
     }
     say(b'r');
     // Bounded: the parent kills the worker long before this runs out.
     for _ in 0..100 {
-        if !wait_readable(backend, listen, epfd) {
+        if !wait_readable(backend, listen, epoll.as_ref()) {
             continue;
         }
         // SAFETY: null address pointers are allowed when the peer's address is not wanted.
@@ -222,43 +221,15 @@ fn worker(
 }
 
 /// One wait for `listen` to become readable, through `backend`.
-fn wait_readable(backend: Backend, listen: RawFd, epfd: RawFd) -> bool {
-    match backend {
-        Backend::Select => {
-            // SAFETY: an all-zero fd_set is the empty set.
-            let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
-            // SAFETY: `listen` is a small fd number, below FD_SETSIZE.
-            unsafe { libc::FD_SET(listen, &mut set) };
-            let mut timeout = libc::timeval {
-                tv_sec: (WORKER_WAIT_MS / 1000).into(),
-                tv_usec: 0,
-            };
-            // SAFETY: every pointer is valid for the call.
-            let n = unsafe {
-                libc::select(
-                    listen + 1,
-                    &mut set,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    &mut timeout,
-                )
-            };
-            n > 0
+fn wait_readable(backend: Backend, listen: RawFd, epoll: Option<&OwnedFd>) -> bool {
+    let wait = Duration::from_millis(WORKER_WAIT_MS as u64);
+    match (backend, epoll) {
+        (Backend::Select, _) => select_readable(listen, wait).0 > 0,
+        (Backend::Poll, _) => poll_readable(listen, WORKER_WAIT_MS).0 > 0,
+        (Backend::Epoll, Some(epoll)) => {
+            epoll_wait(epoll, WORKER_WAIT_MS).is_ok_and(|ready| !ready.is_empty())
         }
-        Backend::Poll => {
-            let mut fds = [libc::pollfd {
-                fd: listen,
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            // SAFETY: `fds` is a valid array of one pollfd.
-            unsafe { libc::poll(fds.as_mut_ptr(), 1, WORKER_WAIT_MS) > 0 }
-        }
-        Backend::Epoll => {
-            let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
-            // SAFETY: `out` has room for the one entry the call may fill.
-            unsafe { libc::epoll_wait(epfd, out.as_mut_ptr(), 1, WORKER_WAIT_MS) > 0 }
-        }
+        (Backend::Epoll, None) => false,
     }
 }
 
@@ -317,15 +288,6 @@ fn reuseport_listener(addr: SocketAddr) -> Option<RawFd> {
         return None;
     }
     Some(fd)
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    check(ret, "pipe2")?;
-    // SAFETY: both were just returned by pipe2 and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// The read end of the workers' report pipe.

@@ -18,14 +18,14 @@
 //! The unlucky moment is made certain here with `raise` between the check
 //! and the wait.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use reactor::{Backend, Events, Interest, Poller, Signals, Trigger};
 
-use crate::{Result, check, errno, errno_name, heading, ms};
+use crate::{Result, check, epoll_ctl, epoll_instance, errno, errno_name, fd_set_of, heading, ms};
 
 /// Each wait's timeout: what "for ever" costs here.
 const TIMEOUT_MS: libc::c_int = 300;
@@ -141,27 +141,16 @@ fn outcome(n: libc::c_int, e: i32) -> String {
 /// installs `mask` for the duration of the wait.
 fn raw_wait(backend: Backend, fd: RawFd, mask: Option<&libc::sigset_t>) -> (libc::c_int, i32) {
     let sigmask = mask.map_or(std::ptr::null(), |m| m as *const libc::sigset_t);
+    let timeout = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: TIMEOUT_MS as libc::c_long * 1_000_000,
+    };
     let n = match backend {
         Backend::Select => {
-            // SAFETY: an all-zero fd_set is the empty set.
-            let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
-            // SAFETY: `fd` is a small fd number, below FD_SETSIZE.
-            unsafe { libc::FD_SET(fd, &mut set) };
-            let timeout = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: TIMEOUT_MS as libc::c_long * 1_000_000,
-            };
+            let mut set = fd_set_of(fd);
+            let none = std::ptr::null_mut();
             // SAFETY: every pointer is valid (or null) for the call.
-            unsafe {
-                libc::pselect(
-                    fd + 1,
-                    &mut set,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    &timeout,
-                    sigmask,
-                )
-            }
+            unsafe { libc::pselect(fd + 1, &mut set, none, none, &timeout, sigmask) }
         }
         Backend::Poll => {
             let mut fds = [libc::pollfd {
@@ -169,27 +158,17 @@ fn raw_wait(backend: Backend, fd: RawFd, mask: Option<&libc::sigset_t>) -> (libc
                 events: libc::POLLIN,
                 revents: 0,
             }];
-            let timeout = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: TIMEOUT_MS as libc::c_long * 1_000_000,
-            };
             // SAFETY: every pointer is valid (or null) for the call.
             unsafe { libc::ppoll(fds.as_mut_ptr(), 1, &timeout, sigmask) }
         }
         Backend::Epoll => {
-            // SAFETY: plain system call with a valid flag.
-            let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-            if epfd == -1 {
+            let epoll = match epoll_instance() {
+                Ok(epoll) => epoll,
+                Err(_) => return (-1, errno()),
+            };
+            if epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN, 0).is_err() {
                 return (-1, errno());
             }
-            // SAFETY: `epfd` was just returned by epoll_create1 and is owned by nobody else.
-            let epoll = unsafe { OwnedFd::from_raw_fd(epfd) };
-            let mut event = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: 0,
-            };
-            // SAFETY: `event` is valid for the duration of the call.
-            unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
             let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
             // SAFETY: `out` has room for the one entry; `sigmask` is valid or null.
             unsafe {

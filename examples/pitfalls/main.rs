@@ -23,6 +23,11 @@
 //! and reaped, and everything stays on loopback. The guide's chapter
 //! `docs/10-pitfalls.md` runs each one and explains it; `tests/pitfalls.rs`
 //! checks that each failure happens and each fix removes it.
+//!
+//! Python: the course's servers would hit each of these the same way under
+//! `select.select`, `select.poll()` and `select.epoll()` (the chapter shows
+//! where Python differs: it ignores `SIGPIPE`, and raises `ValueError` for
+//! `select([1500], …)`).
 
 mod close_unregister;
 mod dup_close;
@@ -35,6 +40,7 @@ mod lost_wakeup;
 mod sigpipe;
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
@@ -99,15 +105,20 @@ enum Pitfall {
 
 fn main() {
     let cli = Cli::parse();
+    // One module per pitfall; those that differ by backend get the list.
     let result = match cli.pitfall {
+        // epoll only: select and poll keep no registrations.
         Pitfall::DupClose => dup_close::run(),
         Pitfall::CloseUnregister { backend } => close_unregister::run(&backends(backend)),
+        // epoll only: the edge trigger is epoll's.
         Pitfall::EdgeStarvation => edge_starvation::run(),
         Pitfall::Herd { backend, workers } => herd::run(&backends(backend), workers),
         Pitfall::Emfile { backend } => emfile::run(&backends(backend)),
+        // Not about a multiplexer: a write, in C and in Rust.
         Pitfall::Sigpipe => sigpipe::run(),
         Pitfall::LostWakeup { backend } => lost_wakeup::run(&backends(backend)),
         Pitfall::Files { backend } => files::run(&backends(backend)),
+        // select only; poll and epoll shown as the fix.
         Pitfall::FdSetsize => fd_setsize::run(),
     };
     if let Err(err) = result {
@@ -211,4 +222,85 @@ fn ms(d: Duration) -> String {
 fn heading(title: &str) {
     println!();
     println!("== {title}");
+}
+
+/// A new epoll instance, close-on-exec.
+fn epoll_instance() -> Result<OwnedFd> {
+    // SAFETY: plain system call with a valid flag.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    check(fd, "epoll_create1")?;
+    // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `epoll_ctl(op, fd)` with `events` and `key` as the event's data; a
+/// `-1` return is an error naming the call (its errno is `errno()`).
+fn epoll_ctl(epoll: &OwnedFd, op: libc::c_int, fd: RawFd, events: libc::c_int, key: u64) -> Result {
+    let mut event = libc::epoll_event {
+        events: events as u32,
+        u64: key,
+    };
+    // SAFETY: `event` is valid for the duration of the call (DEL ignores it).
+    let ret = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), op, fd, &mut event) };
+    check(ret, "epoll_ctl")?;
+    Ok(())
+}
+
+/// One `epoll_wait` of at most `timeout_ms`; returns the keys and flags of
+/// what it reported.
+fn epoll_wait(epoll: &OwnedFd, timeout_ms: libc::c_int) -> Result<Vec<(u64, u32)>> {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
+    // SAFETY: `events` has room for the 8 entries the call may fill.
+    let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), 8, timeout_ms) };
+    let n = check(n, "epoll_wait")? as usize;
+    Ok(events[..n].iter().map(|e| (e.u64, e.events)).collect())
+}
+
+/// The `fd_set` holding `fd` alone (`fd` must be below FD_SETSIZE).
+fn fd_set_of(fd: RawFd) -> libc::fd_set {
+    // SAFETY: an all-zero fd_set is the empty set (what FD_ZERO makes).
+    let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
+    assert!(
+        (0..libc::FD_SETSIZE as RawFd).contains(&fd),
+        "fd {fd} does not fit an fd_set"
+    );
+    // SAFETY: `fd` is in range, as just checked.
+    unsafe { libc::FD_SET(fd, &mut set) };
+    set
+}
+
+/// `select` for readability of `fd` alone; returns its result and, if it
+/// failed, its errno.
+fn select_readable(fd: RawFd, timeout: Duration) -> (libc::c_int, i32) {
+    let mut set = fd_set_of(fd);
+    let mut tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    let none = std::ptr::null_mut();
+    // SAFETY: every pointer is valid (or null) for the call.
+    let n = unsafe { libc::select(fd + 1, &mut set, none, none, &mut tv) };
+    (n, if n == -1 { errno() } else { 0 })
+}
+
+/// `poll` for readability of `fd` alone; returns its result and `revents`.
+fn poll_readable(fd: RawFd, timeout_ms: libc::c_int) -> (libc::c_int, libc::c_short) {
+    let mut fds = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: `fds` is a valid array of one pollfd.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, timeout_ms) };
+    (n, fds[0].revents)
+}
+
+/// A pipe, both ends close-on-exec: (read end, write end).
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    check(ret, "pipe2")?;
+    // SAFETY: both were just returned by pipe2 and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
