@@ -58,7 +58,7 @@
 //! `ECHILD` as an error that says someone else reaped the child.
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -390,25 +390,12 @@ impl Pidfd {
         let fd = self.fd.as_raw_fd();
         // SAFETY: an all-zero siginfo_t is valid; waitid fills it in.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: `info` is writable; the fd is a live pidfd.
-            let ret = unsafe {
-                libc::waitid(
-                    libc::P_PIDFD,
-                    fd as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::WNOHANG,
-                )
-            };
-            match sys::check(ret, "waitid(P_PIDFD)", Some(fd)) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
-                    log::trace!("waitid(P_PIDFD, fd={fd}) → ECHILD (not our child): supported");
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
+        match waitid_nohang(fd, &mut info) {
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+                log::trace!("waitid(P_PIDFD, fd={fd}) → ECHILD (not our child): supported");
+                Ok(())
             }
+            other => other.map(drop),
         }
     }
 
@@ -451,18 +438,7 @@ impl Pidfd {
         }
         // SAFETY: an all-zero siginfo_t is valid; waitid fills it in.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let fd = self.fd.as_raw_fd();
-        sys::retry("waitid(P_PIDFD)", Some(fd), || {
-            // SAFETY: `info` is writable; the fd is a live pidfd.
-            unsafe {
-                libc::waitid(
-                    libc::P_PIDFD,
-                    fd as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::WNOHANG,
-                )
-            }
-        })?;
+        waitid_nohang(self.fd.as_raw_fd(), &mut info)?;
         // SAFETY: waitid filled in a SIGCHLD-style siginfo (or left it zero).
         let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
         if pid == 0 {
@@ -535,6 +511,21 @@ impl Pidfd {
         );
         Ok(())
     }
+}
+
+/// `waitid(P_PIDFD, fd, WEXITED | WNOHANG)` into `info`, `EINTR` retried.
+fn waitid_nohang(fd: RawFd, info: &mut libc::siginfo_t) -> Result<libc::c_int> {
+    sys::retry("waitid(P_PIDFD)", Some(fd), || {
+        // SAFETY: `info` is writable; `fd` is a live pidfd.
+        unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                fd as libc::id_t,
+                info,
+                libc::WEXITED | libc::WNOHANG,
+            )
+        }
+    })
 }
 
 impl AsFd for Pidfd {
