@@ -34,6 +34,10 @@ const WORK: Duration = Duration::from_micros(50);
 /// The round-robin server's budget per descriptor per turn.
 const BUDGET: usize = 4 * CHUNK;
 
+/// Flood bytes waiting in the server's socket before the quiet client
+/// speaks.
+const PREFILL: usize = 128 * 1024;
+
 /// No trial runs longer than this.
 const DEADLINE: Duration = Duration::from_secs(3);
 
@@ -125,8 +129,12 @@ fn trial(budget: Option<usize>) -> Result<Outcome> {
             }
         }
     });
-    // Let the flood fill the socket buffer, then the quiet client speaks.
-    std::thread::sleep(Duration::from_millis(20));
+    // Let the flood fill the socket buffer (up to a second on a busy
+    // machine), then the quiet client speaks.
+    let filling = Instant::now();
+    while queued(&conns[FLOOD].stream) < PREFILL && filling.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     quiet_client.write_all(b"hello\n")?;
     let sent = Instant::now();
 
@@ -185,4 +193,12 @@ fn trial(budget: Option<usize>) -> Result<Outcome> {
         waited,
         flood_total,
     })
+}
+
+/// Bytes waiting to be read on `stream` (`ioctl(FIONREAD)`).
+fn queued(stream: &UnixStream) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to `n`; the fd is open.
+    let ret = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if ret == -1 { 0 } else { n as usize }
 }
