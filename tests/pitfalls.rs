@@ -244,8 +244,6 @@ fn a_signal_before_the_wait_is_lost_without_a_self_pipe(backend: &str) {
 fn regular_files_are_always_ready_or_refused(backend: &str) {
     let out = pitfalls(&["files", "--backend", backend]);
     let file = line(&out, "regular file ");
-    let tty: Vec<&str> = lines(&out, "terminal ");
-    assert_eq!(tty.len(), 2, "{out}");
     if backend == "epoll" {
         assert!(file.ends_with("epoll_ctl(ADD) → -1 EPERM"), "{file}");
         assert!(line(&out, "/dev/null ").ends_with("-1 EPERM"), "{out}");
@@ -256,6 +254,16 @@ fn regular_files_are_always_ready_or_refused(backend: &str) {
         );
     }
     assert!(
+        out.contains("fixed: regular file  S_ISREG: read it directly"),
+        "{out}"
+    );
+    if let Some(skip) = lines(&out, "skipped:").first() {
+        eprintln!("[{backend}] {skip}");
+        return;
+    }
+    let tty = lines(&out, "terminal ");
+    assert_eq!(tty.len(), 2, "{out}");
+    assert!(
         tty[0].ends_with("not ready (0)"),
         "[{backend}] an idle terminal waits: {}",
         tty[0]
@@ -264,10 +272,6 @@ fn regular_files_are_always_ready_or_refused(backend: &str) {
         tty[1].contains("at once (after"),
         "[{backend}] a typed line makes it ready: {}",
         tty[1]
-    );
-    assert!(
-        out.contains("fixed: regular file  S_ISREG: read it directly"),
-        "{out}"
     );
 }
 
