@@ -139,8 +139,13 @@ fn case(backend: Backend, sharing: Sharing, workers: u32) -> Result<Tally> {
                 }
             }
         }
-        let after: Vec<u64> = pids.iter().map(|&p| switches(p)).collect();
-        tally.woken = before.iter().zip(&after).filter(|(b, a)| a > b).count() as u32;
+        // Woken: it ran and went back to sleep (its count rose), or it is
+        // still runnable, woken but not yet given a CPU (a busy machine).
+        tally.woken = pids
+            .iter()
+            .zip(&before)
+            .filter(|&(&pid, &b)| switches(pid) > b || runnable(pid))
+            .count() as u32;
         Ok(tally)
     })();
     for &pid in &pids {
@@ -231,6 +236,17 @@ fn wait_readable(backend: Backend, listen: RawFd, epoll: Option<&OwnedFd>) -> bo
         }
         (Backend::Epoll, None) => false,
     }
+}
+
+/// Whether a process is runnable (`R` in `/proc/PID/stat`).
+fn runnable(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('R'))
+        })
+        .unwrap_or(false)
 }
 
 /// A process's voluntary context switches (`/proc/PID/status`): each time
