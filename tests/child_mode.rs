@@ -6,26 +6,48 @@
 //! Older kernels are simulated with a seccomp filter that makes the one
 //! call fail the way the old kernel does. The filter is installed in a
 //! fresh copy of this test binary (re-run with `CHILD_MODE_FILTER` set), so
-//! it never touches the process running the other tests.
+//! it never touches the process running the other tests. A
+//! `harness = false` binary run by the shared runner of
+//! tests/common/runner.rs: where seccomp is not available the tests are
+//! counted as skipped.
+
+mod common;
 
 use std::process::Command;
 
+use common::runner::{Runner, skip};
 use reactor::ChildMode;
+
+fn main() {
+    // The re-run copy: install the filter, detect, print, and stop.
+    if let Ok(filter) = std::env::var(FILTER_VAR) {
+        detect_under_the_filter(&filter);
+        return;
+    }
+    let mut runner = Runner::from_args();
+    runner.test(
+        "a_kernel_without_waitid_p_pidfd_gets_sigchld",
+        a_kernel_without_waitid_p_pidfd_gets_sigchld,
+    );
+    runner.test(
+        "a_kernel_without_pidfd_open_gets_sigchld",
+        a_kernel_without_pidfd_open_gets_sigchld,
+    );
+    runner.test(
+        "a_kernel_with_both_gets_pidfds",
+        a_kernel_with_both_gets_pidfds,
+    );
+    runner.finish()
+}
 
 /// Set in the re-run copy: which call its filter refuses.
 const FILTER_VAR: &str = "CHILD_MODE_FILTER";
 
-/// Runs `detect_under_the_filter` in a copy of this binary whose filter
-/// refuses `filter`; returns what it detected, or `None` (with the reason
-/// printed) where seccomp is not available.
-fn detect_with(filter: &str) -> Option<String> {
+/// Runs [`detect_under_the_filter`] in a copy of this binary whose filter
+/// refuses `filter`; returns what it detected, or skips the test where
+/// seccomp is not available.
+fn detect_with(filter: &str) -> String {
     let out = Command::new(std::env::current_exe().expect("current_exe"))
-        .args([
-            "--exact",
-            "detect_under_the_filter",
-            "--nocapture",
-            "--test-threads=1",
-        ])
         .env(FILTER_VAR, filter)
         .output()
         .expect("re-run the test binary");
@@ -36,55 +58,45 @@ fn detect_with(filter: &str) -> Option<String> {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    // libtest prints "test … ... " before the test's own output, on one line.
     for line in stdout.lines() {
-        if let Some((_, mode)) = line.split_once("detected: ") {
-            return Some(mode.trim().to_owned());
+        if let Some(mode) = line.strip_prefix("detected: ") {
+            return mode.to_owned();
         }
-        if let Some((_, why)) = line.split_once("skipped: ") {
-            eprintln!("skipped [{filter}]: {why}");
-            return None;
+        if let Some(why) = line.strip_prefix("no filter: ") {
+            skip(why);
         }
     }
     panic!("[{filter}] the re-run printed no verdict:\n{stdout}");
 }
 
-#[test]
 fn a_kernel_without_waitid_p_pidfd_gets_sigchld() {
     // Linux 5.3: pidfd_open works, waitid(P_PIDFD) is EINVAL.
-    if let Some(mode) = detect_with("waitid-p-pidfd") {
-        assert_eq!(
-            mode, "sigchld",
-            "waitid(P_PIDFD) refused, yet pidfds chosen"
-        );
-    }
+    let mode = detect_with("waitid-p-pidfd");
+    assert_eq!(
+        mode, "sigchld",
+        "waitid(P_PIDFD) refused, yet pidfds chosen"
+    );
 }
 
-#[test]
 fn a_kernel_without_pidfd_open_gets_sigchld() {
     // Before Linux 5.3: pidfd_open is ENOSYS.
-    if let Some(mode) = detect_with("pidfd-open") {
-        assert_eq!(mode, "sigchld");
-    }
+    assert_eq!(detect_with("pidfd-open"), "sigchld");
 }
 
-#[test]
 fn a_kernel_with_both_gets_pidfds() {
-    match detect_with("none") {
-        Some(mode) if mode == "pidfd" => {}
+    let mode = detect_with("none");
+    if mode != "pidfd" {
         // This kernel itself may be older than 5.4: then the probe is right.
-        Some(mode) => eprintln!("skipped: this kernel has no pidfds either (detected {mode})"),
-        None => {}
+        skip(&format!(
+            "this kernel has no pidfds either (detected {mode})"
+        ));
     }
 }
 
-/// The re-run copy's body: does nothing in a normal run.
-#[test]
-fn detect_under_the_filter() {
-    let Ok(filter) = std::env::var(FILTER_VAR) else {
-        return;
-    };
-    let refuse = match filter.as_str() {
+/// The re-run copy's whole run: refuse the call `filter` names, then say
+/// what `detect` chose.
+fn detect_under_the_filter(filter: &str) {
+    let refuse = match filter {
         "waitid-p-pidfd" => Some((libc::SYS_waitid, Some(libc::P_PIDFD), libc::EINVAL)),
         "pidfd-open" => Some((libc::SYS_pidfd_open, None, libc::ENOSYS)),
         _ => None,
@@ -92,7 +104,7 @@ fn detect_under_the_filter() {
     if let Some((call, first_arg, errno)) = refuse
         && let Err(err) = refuse_call(call, first_arg, errno)
     {
-        println!("skipped: cannot install a seccomp filter: {err}");
+        println!("no filter: cannot install a seccomp filter: {err}");
         return;
     }
     println!("detected: {}", ChildMode::detect());
