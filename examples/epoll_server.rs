@@ -33,9 +33,12 @@
 //! ```
 //!
 //! **The bug, and the fix.** On end of file the Python unregisters, closes
-//! and deletes the client, then falls through to `fdmap[fd].send(…)`: a
-//! `KeyError` at best, and with the fd number already reused by a new
-//! client, a reply to the wrong person. Here closing returns from the
+//! and deletes the client, then falls through to `fdmap[fd].send(…)`: the
+//! key was just deleted, so that raises `KeyError` every time and the
+//! server dies at the first disconnect. (The subtler classic, a reply sent
+//! to someone else, needs the fd number reused by an `accept` between two
+//! events of one `poll()` result: an fd-keyed dict cannot tell the two
+//! clients apart.) Here closing returns from the
 //! handler, and the client lives inside the `Reactor`, whose generation-
 //! checked tokens make an event for a closed client unreachable.
 //!

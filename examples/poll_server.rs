@@ -43,9 +43,10 @@
 //! **The bug, and the fix.** When a client disconnects, `recv` returns
 //! `b''`; the Python unregisters the socket, closes it and deletes it from
 //! `fdmap` — and then carries on to `print('Receive:', …)` and
-//! `fdmap[fd].send(…)` on the socket it has just closed and removed: a
-//! `KeyError` that kills the server, or, had the fd number been reused by a
-//! newer client in between, a reply sent to the wrong person. Here the
+//! `fdmap[fd].send(…)` on the key it has just deleted: a `KeyError` every
+//! time, which kills the server at the first disconnect. (A reply sent to
+//! the wrong person is the other classic; it needs the fd number reused by
+//! an `accept` between two events of one `poll()` result.) Here the
 //! handler decides *either* "reply" *or* "close" (`Next::Keep` / `Next::Close`
 //! in `servers/src/course_server.rs`); closing removes the client from the
 //! `Reactor`, whose generation-checked tokens make any later event for it

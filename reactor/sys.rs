@@ -125,9 +125,14 @@ pub(crate) fn wait_retrying(
         match check(wait(timeout_ms(remaining)), call, None) {
             Ok(0) => {}
             Ok(n) => return Ok(n as usize),
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
-                log::trace!("{call} interrupted by a signal (EINTR): retrying with the time left");
-            }
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => match deadline {
+                Some(_) => log::trace!(
+                    "{call} interrupted by a signal (EINTR): retrying with the time left"
+                ),
+                None => log::trace!(
+                    "{call} interrupted by a signal (EINTR): waiting again, with no timeout"
+                ),
+            },
             Err(e) => return Err(e),
         }
         if let Some(deadline) = deadline {
