@@ -24,6 +24,7 @@
 //! | `os.write(w, b"x")` to wake a loop from a thread | [`Waker`] |
 //! | `c, addr = s.accept()` | [`Acceptor`] (survives `EMFILE`) |
 //! | `struct.Struct('i5sf')` | [`codec::Struct`] |
+//! | `sent = c.send(data); pending += data[sent:]` | [`WriteQueue`] |
 //! | `OSError` | [`Error`] |
 //!
 //! # The course's poll loop, and the same loop here
@@ -99,6 +100,7 @@
 //! The folders read bottom to top; each layer uses only the ones below it:
 //!
 //! ```text
+//! io/           WriteQueue: unsent bytes, backpressure         (uses poller::Interest, error)
 //! codec/        Struct, LineBuffer: bytes to records           (uses error only)
 //! source/       signals, children, waker, acceptor             (uses sys, error)
 //! map/          Reactor<T>, Token, timer glue                  (uses poller, timer, source::Waker)
@@ -116,6 +118,7 @@
 
 pub mod codec;
 mod error;
+pub mod io;
 pub mod map;
 pub mod poller;
 pub mod source;
@@ -124,6 +127,7 @@ pub mod timer;
 
 pub use crate::codec::{Line, LineBuffer, Struct, Value, Values};
 pub use crate::error::{Error, Result};
+pub use crate::io::WriteQueue;
 pub use crate::map::{InsertError, Reactor, Token};
 pub use crate::poller::{
     AnyPoller, Backend, EpollPoller, Event, Events, Interest, PollPoller, Poller, SelectPoller,
