@@ -8,7 +8,8 @@
 //! | [`course_server`] | `select_server`, `poll_server`, `epoll_server` |
 //! | [`echo_engine`] | `echo`, `prefork_echo`'s workers, the echo benchmark |
 //! | [`chat`] | `epoll_chat` (and its tests, for the name rules) |
-//! | [`prefork`] | `prefork_echo` |
+//! | [`prefork`] | `prefork_echo`, `http_server --workers N` |
+//! | [`http`] | `http_server` |
 //! | [`records`] | `struct_send`, `struct_recv` |
 //! | [`server`] | every server with a listener: `Source`, the accept loop |
 //!
@@ -20,6 +21,7 @@ pub mod chat;
 pub mod cli;
 pub mod course_server;
 pub mod echo_engine;
+pub mod http;
 pub mod prefork;
 pub mod records;
 pub mod server;

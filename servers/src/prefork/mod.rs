@@ -1,5 +1,6 @@
 //! The pre-forking supervisor: the course's fork lessons as a server. The parent binds
-//! the listener, forks `--workers N` children that each serve echo on it,
+//! the listener, forks `--workers N` children that each serve on it (echo
+//! in `prefork_echo`, HTTP in `http_server`),
 //! and supervises them: it reaps every worker that exits, replaces the ones
 //! that died unexpectedly, and on SIGINT/SIGTERM stops them all and exits 0.
 //!
@@ -65,8 +66,9 @@
 //! | `worker.rs` | the child after `fork`: a clean slate, then the server's own loop |
 //! | `socket.rs` | the listener: shared, or one `SO_REUSEPORT` socket per worker |
 //!
-//! `prefork_echo` runs the echo engine in each worker; any server whose loop
-//! has the shape of [`Serve`] can be pre-forked the same way.
+//! `prefork_echo` runs the echo engine in each worker and `http_server` the
+//! web server; any server whose loop has the shape of [`Serve`] can be
+//! pre-forked the same way.
 
 mod socket;
 mod supervisor;

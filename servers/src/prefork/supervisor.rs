@@ -40,8 +40,10 @@ impl std::os::fd::AsFd for Source {
 }
 
 /// A worker's loop: serves `listener` on a reactor of `backend` until
-/// `stop` (SIGTERM/SIGINT) fires. `prefork_echo` passes the echo engine.
-pub type Serve = fn(listener: TcpListener, backend: Backend, stop: Signals) -> reactor::Result<()>;
+/// `stop` (SIGTERM/SIGINT) fires. `prefork_echo` passes the echo engine,
+/// `http_server` the web server with its configuration (a closure: it runs
+/// in each child after `fork`, on the child's copy of what it captured).
+pub type Serve = Box<dyn Fn(TcpListener, Backend, Signals) -> reactor::Result<()>>;
 
 /// What the parent needs to know, from the command line.
 #[derive(Clone, Debug)]
@@ -86,7 +88,10 @@ impl Prefork {
     /// Binds the listener, prints the `listening on` line, forks the
     /// workers and supervises them until SIGINT/SIGTERM; then exits 0.
     /// Start-up failures print an error and exit 1.
-    pub fn run(self, serve: Serve) -> ! {
+    pub fn run(
+        self,
+        serve: impl Fn(TcpListener, Backend, Signals) -> reactor::Result<()> + 'static,
+    ) -> ! {
         ensure_single_threaded();
 
         // Shared: one non-blocking listener (the flag lives on the open file
@@ -116,7 +121,7 @@ impl Prefork {
         cli::announce(local, self.backend);
 
         let mut supervisor = Supervisor {
-            serve,
+            serve: Box::new(serve),
             reactor,
             listener: Some(listener),
             reuseport: self.reuseport.then_some(local),
@@ -320,7 +325,7 @@ impl Supervisor {
                     Some(addr) => Listen::ReusePort(addr),
                     None => Listen::Shared(listener),
                 };
-                worker(listen, self.backend, unblock, self.serve)
+                worker(listen, self.backend, unblock, &self.serve)
             }
             pid => {
                 let token = match self.mode {

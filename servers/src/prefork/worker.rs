@@ -12,8 +12,15 @@ use super::supervisor::Serve;
 use crate::cli;
 
 /// The worker, in the child after `fork`. Never returns: ends with `_exit`.
-pub(super) fn worker(listen: Listen, backend: Backend, unblock: libc::sigset_t, serve: Serve) -> ! {
-    let code = std::panic::catch_unwind(|| {
+pub(super) fn worker(
+    listen: Listen,
+    backend: Backend,
+    unblock: libc::sigset_t,
+    serve: &Serve,
+) -> ! {
+    // Unwind safety: a panic ends this process at once (`_exit` below), so
+    // no state the loop left half-changed is ever looked at again.
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let listener = match listen {
             Listen::Shared(fd) => {
                 close_inherited(fd);
@@ -50,7 +57,7 @@ pub(super) fn worker(listen: Listen, backend: Backend, unblock: libc::sigset_t, 
                 1
             }
         }
-    })
+    }))
     .unwrap_or(101);
     let _ = std::io::stderr().flush();
     // SAFETY: _exit ends the process without running atexit handlers or
