@@ -10,18 +10,19 @@
 //!   allocation and no `epoll_ctl`. Reading stops at `WouldBlock` or at a
 //!   short read (the socket is then very likely drained; level triggering
 //!   reports it again if not).
-//! - **Partial writes** leave their tail in the connection's queue, flushed
-//!   when the socket is writable. Order is kept: while the queue is not
-//!   empty, new data goes behind it.
+//! - **Partial writes** leave their tail in the connection's
+//!   [`WriteQueue`], flushed when the socket is writable. Order is kept:
+//!   while the queue is not empty, new data goes behind it (one `writev`
+//!   carries both).
 //! - **Backpressure, not buffering.** When a client's unsent backlog reaches
-//!   [`EchoConfig::max_pending`], the engine stops *reading* from it (drops
-//!   `READABLE` interest) until the backlog drains, so a client that sends
-//!   without reading is slowed down by TCP, and the server's memory per
-//!   connection stays bounded by `max_pending` (plus one read when the
-//!   backlog was empty).
-//! - **No idle spin** : `WRITABLE` interest only while the
-//!   queue holds something; the reactor is told only when the interest
-//!   actually changes.
+//!   [`EchoConfig::max_pending`] (the queue's high-water mark), the engine
+//!   stops *reading* from it (drops `READABLE` interest) until the backlog
+//!   drains, so a client that sends without reading is slowed down by TCP,
+//!   and the server's memory per connection stays bounded by `max_pending`
+//!   (plus one read when the backlog was empty).
+//! - **No idle spin**: `WRITABLE` interest only while the queue holds
+//!   something ([`WriteQueue::interest`]); the reactor is told only when
+//!   the interest actually changes.
 //! - **Half-close**: after the client's end of file, what is still queued is
 //!   sent, then the connection is closed.
 //! - **Out of descriptors**: [`Acceptor`] refuses connections without
@@ -31,11 +32,11 @@
 //! Python: the course's `epoll_server.py` loop with `c.send(data)` in place
 //! of `c.send('收到了'.encode())`, and a queue for what `send` did not take.
 
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{ErrorKind, Read};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use reactor::{Acceptor, Backend, Error, Events, Interest, Reactor, Signals, Token};
+use reactor::{Acceptor, Backend, Error, Events, Interest, Reactor, Signals, Token, WriteQueue};
 
 use crate::server;
 
@@ -70,75 +71,12 @@ impl AsFd for Conn {
 /// One client and the bytes it has not been sent back yet.
 struct Conn {
     stream: TcpStream,
-    /// Unsent echo: `queue[head..]`. Emptied with `clear`, so its capacity
-    /// is reused for the next backlog.
-    queue: Vec<u8>,
-    /// Start of the unsent bytes in `queue`.
-    head: usize,
+    /// Unsent echo, in order; full at `max_pending` bytes.
+    out: WriteQueue,
     /// The client shut down its writing half: send what is queued, then close.
     eof: bool,
     /// What the reactor watches it for now.
     watching: Interest,
-}
-
-impl Conn {
-    fn pending(&self) -> usize {
-        self.queue.len() - self.head
-    }
-
-    /// Appends `data` behind the queue, moving the unsent tail to the front
-    /// first if that avoids growing the allocation.
-    fn enqueue(&mut self, data: &[u8]) {
-        if self.head > 0 && self.queue.len() + data.len() > self.queue.capacity() {
-            self.queue.drain(..self.head);
-            self.head = 0;
-        }
-        self.queue.extend_from_slice(data);
-    }
-
-    /// Writes queued bytes until done or the socket would block.
-    fn flush(&mut self) -> io::Result<()> {
-        while self.head < self.queue.len() {
-            match self.stream.write(&self.queue[self.head..]) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => self.head += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.queue.clear();
-        self.head = 0;
-        // A burst grew the queue well past one read: give the memory back
-        // rather than hold it for an idle connection.
-        if self.queue.capacity() > 1 << 20 {
-            self.queue = Vec::new();
-        }
-        Ok(())
-    }
-
-    /// Writes `data` (just read) back, queuing what the socket did not take.
-    fn echo(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.pending() > 0 {
-            // Keep the order: new data goes behind the backlog.
-            self.enqueue(data);
-            return self.flush();
-        }
-        let mut sent = 0;
-        while sent < data.len() {
-            match self.stream.write(&data[sent..]) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if sent < data.len() {
-            self.enqueue(&data[sent..]);
-        }
-        Ok(())
-    }
 }
 
 /// Serves echo on `listener` (non-blocking or not: it is made non-blocking)
@@ -181,7 +119,7 @@ pub fn serve(
                 None => {}
                 Some(Source::Conn(conn)) => {
                     let readable = event.is_readable() || event.is_error() || event.is_hangup();
-                    match serve_conn(conn, &mut buf, readable, event.is_writable(), max_pending) {
+                    match serve_conn(conn, &mut buf, readable, event.is_writable()) {
                         Some(interest) if interest == conn.watching => {}
                         Some(interest) => {
                             conn.watching = interest;
@@ -194,10 +132,16 @@ pub fn serve(
                     }
                 }
                 Some(Source::Listener(_)) => {
-                    server::accept_all(&mut reactor, listen, &mut acceptor, open, |_, err| {
-                        // select and an fd ≥ 1024, say: this client goes, the others stay.
-                        log::warn!("echo: refusing a client: {err}");
-                    })?;
+                    server::accept_all(
+                        &mut reactor,
+                        listen,
+                        &mut acceptor,
+                        |stream, _| open(stream, max_pending),
+                        |_, err| {
+                            // select and an fd ≥ 1024, say: this client goes, the others stay.
+                            log::warn!("echo: refusing a client: {err}");
+                        },
+                    )?;
                 }
                 Some(Source::Stop(signals)) => {
                     // An empty read is a spurious wake-up, not a request to stop.
@@ -217,37 +161,32 @@ pub fn serve(
 
 /// Handles one event of a client; returns the interest it needs next, or
 /// `None` to close it.
-fn serve_conn(
-    conn: &mut Conn,
-    buf: &mut [u8],
-    readable: bool,
-    writable: bool,
-    max_pending: usize,
-) -> Option<Interest> {
-    if writable && conn.pending() > 0 && conn.flush().is_err() {
+fn serve_conn(conn: &mut Conn, buf: &mut [u8], readable: bool, writable: bool) -> Option<Interest> {
+    if writable && !conn.out.is_empty() && conn.out.write_to(&mut conn.stream).is_err() {
         return None;
     }
     // Read only while watching for it: a hang-up reported while paused
     // must not bypass the backpressure bound.
     if readable && conn.watching.is_readable() && !conn.eof {
         loop {
-            let pending = conn.pending();
-            if pending >= max_pending {
-                break;
-            }
             // With a backlog, read no more than fits under the bound.
-            let room = if pending == 0 {
+            let room = if conn.out.is_empty() {
                 buf.len()
             } else {
-                buf.len().min(max_pending - pending)
+                buf.len().min(conn.out.room())
             };
+            if room == 0 {
+                break;
+            }
             match conn.stream.read(&mut buf[..room]) {
                 Ok(0) => {
                     conn.eof = true;
                     break;
                 }
                 Ok(n) => {
-                    if conn.echo(&buf[..n]).is_err() {
+                    // Straight back when nothing waits; behind the backlog
+                    // (one writev for both) when something does.
+                    if conn.out.send(&mut conn.stream, &buf[..n]).is_err() {
                         return None;
                     }
                     if n < room {
@@ -260,27 +199,24 @@ fn serve_conn(
             }
         }
     }
-    let pending = conn.pending();
-    match (conn.eof, pending) {
+    match (conn.eof, conn.out.is_empty()) {
         // Everything echoed and the client is done: close.
-        (true, 0) => None,
+        (true, true) => None,
         // Done sending to us; finish sending to it.
-        (true, _) => Some(Interest::WRITABLE),
-        (false, 0) => Some(Interest::READABLE),
-        // Backpressure: stop reading until the client reads its echo.
-        (false, p) if p >= max_pending => Some(Interest::WRITABLE),
-        (false, _) => Some(Interest::READABLE | Interest::WRITABLE),
+        (true, false) => Some(Interest::WRITABLE),
+        // Reading unless full (backpressure); writable only while
+        // something waits.
+        (false, _) => Some(conn.out.interest()),
     }
 }
 
 /// A new client's state. Echo answers at once; Nagle would only delay the
 /// reply.
-fn open(stream: TcpStream, _peer: SocketAddr) -> Option<Conn> {
+fn open(stream: TcpStream, max_pending: usize) -> Option<Conn> {
     let _ = stream.set_nodelay(true);
     Some(Conn {
         stream,
-        queue: Vec::new(),
-        head: 0,
+        out: WriteQueue::with_high_water(max_pending),
         eof: false,
         watching: Interest::READABLE,
     })
