@@ -7,7 +7,8 @@
 #                            # asserts correctness only (echo bytes, 1 syscall/idle loop)
 #
 # Steps: B0 calibration, B1 dispatch, B8 idle loop (+ syscall count under
-# strace), B5 timers (if benches/timers.rs exists), B2 echo, then the report
+# strace), B5 timers (if benches/timers.rs exists), B2 echo, HTTP against
+# nginx, then the report
 # (tables + SVG plots into docs/benchmarks.md and docs/bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,8 @@ if [ -f benches/timers.rs ]; then
   cargo bench -p reactor-bench --bench timers -- "${crit[@]}"
 fi
 cargo bench -p reactor-bench --bench echo -- "${echo_args[@]}" --out "$out"
+# HTTP: http_server's engine against nginx under wrk (skips what is not installed).
+cargo bench -p reactor-bench --bench http -- "${echo_args[@]}" --out "$out"
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/run.txt"
 if [ "$profile" != "--smoke" ]; then
