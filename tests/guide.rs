@@ -88,7 +88,7 @@ enum Role {
 fn role(name: &str) -> Role {
     match name {
         "select_server" | "poll_server" | "epoll_server" | "echo" | "prefork_echo"
-        | "struct_recv" | "epoll_chat" => Role::TcpServer,
+        | "struct_recv" | "epoll_chat" | "http_server" => Role::TcpServer,
         "unix_recv" => Role::UnixServer,
         "unix_send" => Role::Client {
             server: "unix_recv",
@@ -151,6 +151,31 @@ fn exercise(name: &str, server: &Example, path: &Path) {
                 welcome.starts_with("* welcome guide_visitor"),
                 "epoll_chat answered {welcome:?}"
             );
+        }
+        "http_server" => {
+            let mut s = connect(server);
+            s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: guide\r\n\r\n")
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.ends_with(b"\r\n\r\nhello\n") {
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let text = String::from_utf8_lossy(&got);
+            assert!(
+                text.starts_with("HTTP/1.1 200 OK\r\n"),
+                "http_server answered {text:?}"
+            );
+            assert!(
+                text.ends_with("\r\n\r\nhello\n"),
+                "http_server answered {text:?}"
+            );
+            server.expect_line("the access-log line", |l| {
+                l.ends_with("\"GET /hello.txt HTTP/1.1\" 200 6")
+            });
         }
         "unix_recv" => {
             let mut s = UnixStream::connect(path)

@@ -291,10 +291,17 @@ impl Conn {
         let result = loop {
             let n = match self.stream.read(&mut buf) {
                 Ok(0) => {
+                    log::trace!(
+                        "read(fd={}) → 0: the client is done sending",
+                        self.stream.as_raw_fd()
+                    );
                     self.eof = true;
                     break Ok(());
                 }
-                Ok(n) => n,
+                Ok(n) => {
+                    log::trace!("read(fd={}) → {n} bytes", self.stream.as_raw_fd());
+                    n
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => break Err(e),
@@ -473,6 +480,18 @@ impl Conn {
                 (Status::FORBIDDEN, n as u64)
             }
         };
+        log::trace!(
+            "fd={}: {} {} → {} ({bytes} body bytes{})",
+            self.stream.as_raw_fd(),
+            head.method_text,
+            head.target,
+            status.code,
+            if self.file.is_some() {
+                ", by sendfile"
+            } else {
+                ""
+            }
+        );
         self.logged(sh, line, status, bytes, keep);
     }
 

@@ -121,7 +121,14 @@ pub fn serve(
                 continue;
             }
             conn.timer = None;
-            let next = match conn.expired(&mut shared) {
+            let expired = conn.expired(&mut shared);
+            if expired != Expired::NotYet {
+                log::trace!(
+                    "fd={}: deadline passed: {expired:?}",
+                    conn.stream.as_raw_fd()
+                );
+            }
+            let next = match expired {
                 Expired::NotYet => Some(conn.watching),
                 Expired::Head => conn.time_out_head(&mut shared),
                 Expired::Close => None,
@@ -144,6 +151,7 @@ fn settle(
         return;
     };
     let Some(interest) = next else {
+        log::trace!("fd={}: done, closing", conn.stream.as_raw_fd());
         close(reactor, token, clients);
         return;
     };
@@ -203,6 +211,7 @@ fn accept_all(
                 // Responses go out whole, in one write; Nagle could only
                 // hold the last segment of one back.
                 let _ = stream.set_nodelay(true);
+                log::trace!("accept → fd={} from {peer}", stream.as_raw_fd());
                 let conn = Conn::new(stream, peer.ip(), shared.now);
                 match reactor.insert(Source::Conn(conn), Interest::READABLE) {
                     Ok(token) => {
