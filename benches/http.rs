@@ -326,7 +326,9 @@ struct Wrk {
 fn wrk(url: &str, secs: f64, conns: usize, script: Option<&Path>) -> Result<Wrk, String> {
     let mut command = Command::new("taskset");
     command.args(["-c", &CLIENT_CPU.to_string(), "wrk", "-t1", "--latency"]);
-    command.arg(format!("-c{conns}")).arg(format!("-d{}s", secs.round().max(1.0)));
+    command
+        .arg(format!("-c{conns}"))
+        .arg(format!("-d{}s", secs.round().max(1.0)));
     if let Some(script) = script {
         command.arg("-s").arg(script);
     }
