@@ -118,24 +118,8 @@ struct Server {
 
 impl Server {
     fn ours(root: &Path) -> Server {
-        let exe = std::env::current_exe().unwrap_or_else(|e| die(&e.to_string()));
-        let mut child = Command::new(exe)
-            .arg("--serve")
-            .arg(root)
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| die(&format!("spawn our server: {e}")));
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped");
-        BufReader::new(stdout)
-            .read_line(&mut line)
+        let (child, addr) = common::spawn_self_server(root.as_os_str())
             .unwrap_or_else(|e| die(&format!("our server: {e}")));
-        let addr = line
-            .split_whitespace()
-            .nth(2)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| die(&format!("our server said {line:?}")));
         Server {
             name: "ours",
             child,
@@ -194,33 +178,11 @@ impl Server {
 
     /// utime + stime, in seconds.
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let tick = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        // SAFETY: sysconf has no memory effects.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        (tick(11) + tick(12)) as f64 / hz
+        common::cpu_seconds(self.child.id())
     }
 
     fn stop(mut self) {
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::stop_child(&mut self.child);
     }
 }
 

@@ -5,7 +5,6 @@
 //! timeout is shrunk with its flag, so nothing here waits seconds for a
 //! limit. A test whose tool is missing says so and is skipped.
 
-#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -16,29 +15,73 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Example, SOON, have_program, rss_kib};
+use common::runner::{Runner, skip};
+use common::{Example, SOON, have_program, require_program, rss_kib};
+use reactor::Backend;
 
-backend_tests!(
-    backends: [select, poll, epoll],
-    tests: [
+fn main() {
+    let mut runner = Runner::from_args();
+    runner.per_backend(
+        "curl_gets_the_site_over_one_keep_alive_connection",
         curl_gets_the_site_over_one_keep_alive_connection,
-        curl_head_and_range_requests,
+    );
+    runner.per_backend("curl_head_and_range_requests", curl_head_and_range_requests);
+    runner.per_backend(
+        "traversal_attempts_are_404_however_they_are_spelled",
         traversal_attempts_are_404_however_they_are_spelled,
+    );
+    runner.per_backend(
+        "python_http_client_keeps_alive_and_revalidates",
         python_http_client_keeps_alive_and_revalidates,
+    );
+    runner.per_backend(
+        "chromium_renders_the_page_and_fetches_its_stylesheet_and_image",
         chromium_renders_the_page_and_fetches_its_stylesheet_and_image,
+    );
+    runner.per_backend(
+        "pipelined_requests_are_answered_in_order",
         pipelined_requests_are_answered_in_order,
+    );
+    runner.per_backend(
+        "each_limit_answers_its_status",
         each_limit_answers_its_status,
+    );
+    runner.per_backend(
+        "a_small_request_body_is_read_and_dropped_and_the_connection_kept",
         a_small_request_body_is_read_and_dropped_and_the_connection_kept,
+    );
+    runner.per_backend(
+        "a_slow_head_gets_408_and_an_idle_connection_is_closed",
         a_slow_head_gets_408_and_an_idle_connection_is_closed,
+    );
+    runner.per_backend(
+        "past_max_clients_a_connection_gets_503",
         past_max_clients_a_connection_gets_503,
-        range_and_if_modified_since,
+    );
+    runner.per_backend("range_and_if_modified_since", range_and_if_modified_since);
+    runner.per_backend(
+        "directories_redirect_then_serve_index_or_an_escaped_listing",
         directories_redirect_then_serve_index_or_an_escaped_listing,
+    );
+    runner.per_backend(
+        "http_1_0_closes_unless_asked_to_keep_alive",
         http_1_0_closes_unless_asked_to_keep_alive,
+    );
+    runner.per_backend(
+        "a_slow_reader_of_a_sparse_gigabyte_leaves_others_served_and_memory_flat",
         a_slow_reader_of_a_sparse_gigabyte_leaves_others_served_and_memory_flat,
+    );
+    runner.per_backend(
+        "sigterm_and_sigint_stop_it_with_status_0",
         sigterm_and_sigint_stop_it_with_status_0,
+    );
+    runner.per_backend(
+        "workers_share_the_listener_or_reuse_the_port_and_stop_together",
         workers_share_the_listener_or_reuse_the_port_and_stop_together,
-    ]
-);
+    );
+    runner.test("help_and_bad_arguments", help_and_bad_arguments);
+    runner.finish()
+}
 
 // ------------------------------------------------------------ harness
 
@@ -86,23 +129,18 @@ impl Drop for Site {
 
 /// Starts `http_server` on `root` with the backend and `extra` flags.
 #[track_caller]
-fn start(backend: &str, root: &Path, extra: &[&str]) -> Example {
+fn start(backend: Backend, root: &Path, extra: &[&str]) -> Example {
     let root = root.to_str().unwrap();
     let mut args = vec![
         "--addr",
         "127.0.0.1:0",
         "--backend",
-        backend,
+        backend.name(),
         "--root",
         root,
     ];
     args.extend_from_slice(extra);
     Example::start("http_server", &args)
-}
-
-/// Says the test is skipped, and why.
-fn skip(test: &str, why: &str) {
-    eprintln!("SKIPPED {test}: {why}");
 }
 
 /// One response, as read off the wire.
@@ -205,38 +243,28 @@ fn expect_log(server: &Example, needle: &str) -> String {
     server.expect_line(&format!("containing {needle:?}"), |l| l.contains(needle))
 }
 
-/// Runs `curl` with `args`; `None` (and a skip message) if it is missing.
-fn curl(test: &str, args: &[&str]) -> Option<Output> {
-    if !have_program("curl") {
-        skip(test, "curl is not installed");
-        return None;
-    }
-    Some(
-        Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "10"])
-            .args(args)
-            .output()
-            .expect("run curl"),
-    )
+/// Runs `curl` with `args` (the test is skipped where curl is missing).
+fn curl(args: &[&str]) -> Output {
+    require_program("curl");
+    Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("run curl")
 }
 
 // -------------------------------------------------------------- curl
 
-fn curl_gets_the_site_over_one_keep_alive_connection(backend: &str) {
+fn curl_gets_the_site_over_one_keep_alive_connection(backend: Backend) {
     let site = Site::new(&format!("curl-{backend}"));
     let server = start(backend, &site.root(), &[]);
     let base = format!("http://{}", server.addr());
-    let Some(out) = curl(
-        "curl_gets_the_site",
-        &[
-            "--verbose",
-            &format!("{base}/"),
-            "--next",
-            &format!("{base}/hello.txt"),
-        ],
-    ) else {
-        return;
-    };
+    let out = curl(&[
+        "--verbose",
+        &format!("{base}/"),
+        "--next",
+        &format!("{base}/hello.txt"),
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -258,19 +286,17 @@ fn curl_gets_the_site_over_one_keep_alive_connection(backend: &str) {
     expect_log(&server, "\"GET /hello.txt HTTP/1.1\" 200 6");
 }
 
-fn curl_head_and_range_requests(backend: &str) {
+fn curl_head_and_range_requests(backend: Backend) {
     let site = Site::new(&format!("curl-range-{backend}"));
     let server = start(backend, &site.root(), &[]);
     let url = format!("http://{}/hello.txt", server.addr());
-    let Some(head) = curl("curl_head", &["-I", &url]) else {
-        return;
-    };
+    let head = curl(&["-I", &url]);
     let head = String::from_utf8_lossy(&head.stdout).into_owned();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.contains("Content-Length: 6\r\n"), "{head}");
     assert!(head.contains("Last-Modified: "), "{head}");
     assert!(head.ends_with("\r\n\r\n"), "no body after HEAD: {head:?}");
-    let part = curl("curl_range", &["--range", "1-3", "-D", "-", &url]).unwrap();
+    let part = curl(&["--range", "1-3", "-D", "-", &url]);
     let part = String::from_utf8_lossy(&part.stdout).into_owned();
     assert!(
         part.starts_with("HTTP/1.1 206 Partial Content\r\n"),
@@ -282,7 +308,7 @@ fn curl_head_and_range_requests(backend: &str) {
     expect_log(&server, "\"GET /hello.txt HTTP/1.1\" 206 3");
 }
 
-fn traversal_attempts_are_404_however_they_are_spelled(backend: &str) {
+fn traversal_attempts_are_404_however_they_are_spelled(backend: Backend) {
     let site = Site::new(&format!("traversal-{backend}"));
     let server = start(backend, &site.root(), &[]);
     let base = format!("http://{}", server.addr());
@@ -296,22 +322,16 @@ fn traversal_attempts_are_404_however_they_are_spelled(backend: &str) {
         "/hello.txt%00.html",
         "/leak.txt",
     ];
-    if curl("traversal", &["--version"]).is_none() {
-        return;
-    }
+    require_program("curl");
     for path in attempts {
-        let out = curl(
-            "traversal",
-            &[
-                "--path-as-is",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &format!("{base}{path}"),
-            ],
-        )
-        .unwrap();
+        let out = curl(&[
+            "--path-as-is",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{base}{path}"),
+        ]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "404", "{path}");
     }
     // The same over a raw socket, byte for byte as written.
@@ -327,10 +347,8 @@ fn traversal_attempts_are_404_however_they_are_spelled(backend: &str) {
 
 // ------------------------------------------------------------ Python
 
-fn python_http_client_keeps_alive_and_revalidates(backend: &str) {
-    if !have_program("python3") {
-        return skip("python_http_client", "python3 is not installed");
-    }
+fn python_http_client_keeps_alive_and_revalidates(backend: Backend) {
+    require_program("python3");
     let site = Site::new(&format!("python-{backend}"));
     let server = start(backend, &site.root(), &[]);
     let script = r#"
@@ -392,9 +410,9 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--virtual-time-budget=5000",
 ];
 
-fn chromium_renders_the_page_and_fetches_its_stylesheet_and_image(backend: &str) {
+fn chromium_renders_the_page_and_fetches_its_stylesheet_and_image(backend: Backend) {
     let Some(browser) = chromium() else {
-        return skip("chromium_renders_the_page", "chromium is not installed");
+        skip("chromium is not installed");
     };
     let site = Site::new(&format!("chromium-{backend}"));
     let server = start(backend, &site.root(), &[]);
@@ -421,7 +439,7 @@ fn chromium_renders_the_page_and_fetches_its_stylesheet_and_image(backend: &str)
 
 // ------------------------------------------------------------ raw HTTP
 
-fn pipelined_requests_are_answered_in_order(backend: &str) {
+fn pipelined_requests_are_answered_in_order(backend: Backend) {
     let site = Site::new(&format!("pipeline-{backend}"));
     let server = start(backend, &site.root(), &["--quiet"]);
     let mut client = Client::connect(server.addr());
@@ -468,7 +486,7 @@ fn one_shot(addr: SocketAddr, request: &[u8]) -> (Response, bool) {
     (response, closed)
 }
 
-fn each_limit_answers_its_status(backend: &str) {
+fn each_limit_answers_its_status(backend: Backend) {
     let site = Site::new(&format!("limits-{backend}"));
     let server = start(
         backend,
@@ -542,7 +560,7 @@ fn each_limit_answers_its_status(backend: &str) {
     expect_log(&server, "\"-\" 400 ");
 }
 
-fn a_small_request_body_is_read_and_dropped_and_the_connection_kept(backend: &str) {
+fn a_small_request_body_is_read_and_dropped_and_the_connection_kept(backend: Backend) {
     let site = Site::new(&format!("body-{backend}"));
     let server = start(backend, &site.root(), &["--quiet"]);
     let mut client = Client::connect(server.addr());
@@ -559,7 +577,7 @@ fn a_small_request_body_is_read_and_dropped_and_the_connection_kept(backend: &st
     assert_eq!(client.response(false).body, b"hello\n");
 }
 
-fn a_slow_head_gets_408_and_an_idle_connection_is_closed(backend: &str) {
+fn a_slow_head_gets_408_and_an_idle_connection_is_closed(backend: Backend) {
     let site = Site::new(&format!("slow-{backend}"));
     let server = start(
         backend,
@@ -629,7 +647,7 @@ fn a_slow_head_gets_408_and_an_idle_connection_is_closed(backend: &str) {
     expect_log(&server, "\"-\" 408 ");
 }
 
-fn past_max_clients_a_connection_gets_503(backend: &str) {
+fn past_max_clients_a_connection_gets_503(backend: Backend) {
     let site = Site::new(&format!("max-{backend}"));
     let server = start(backend, &site.root(), &["--max-clients", "3"]);
     let mut held: Vec<Client> = (0..3).map(|_| Client::connect(server.addr())).collect();
@@ -659,7 +677,7 @@ fn past_max_clients_a_connection_gets_503(backend: &str) {
     expect_log(&server, "\"-\" 503 ");
 }
 
-fn range_and_if_modified_since(backend: &str) {
+fn range_and_if_modified_since(backend: Backend) {
     let site = Site::new(&format!("cond-{backend}"));
     let server = start(backend, &site.root(), &["--quiet"]);
     let mut client = Client::connect(server.addr());
@@ -699,7 +717,7 @@ fn range_and_if_modified_since(backend: &str) {
     assert_eq!(client.get("/hello.txt").body, b"hello\n");
 }
 
-fn directories_redirect_then_serve_index_or_an_escaped_listing(backend: &str) {
+fn directories_redirect_then_serve_index_or_an_escaped_listing(backend: Backend) {
     let site = Site::new(&format!("dirs-{backend}"));
     let server = start(backend, &site.root(), &["--quiet"]);
     let mut client = Client::connect(server.addr());
@@ -718,7 +736,7 @@ fn directories_redirect_then_serve_index_or_an_escaped_listing(backend: &str) {
     assert!(page.contains(">plain.txt</a>"), "{page}");
 }
 
-fn http_1_0_closes_unless_asked_to_keep_alive(backend: &str) {
+fn http_1_0_closes_unless_asked_to_keep_alive(backend: Backend) {
     let site = Site::new(&format!("http10-{backend}"));
     let server = start(backend, &site.root(), &["--quiet"]);
     let (response, closed) = one_shot(server.addr(), b"GET /hello.txt HTTP/1.0\r\n\r\n");
@@ -736,7 +754,7 @@ fn http_1_0_closes_unless_asked_to_keep_alive(backend: &str) {
 
 // ------------------------------------------------- large files, memory
 
-fn a_slow_reader_of_a_sparse_gigabyte_leaves_others_served_and_memory_flat(backend: &str) {
+fn a_slow_reader_of_a_sparse_gigabyte_leaves_others_served_and_memory_flat(backend: Backend) {
     const GIB: u64 = 1 << 30;
     let site = Site::new(&format!("gib-{backend}"));
     fs::File::create(site.root().join("big.bin"))
@@ -810,7 +828,7 @@ fn a_slow_reader_of_a_sparse_gigabyte_leaves_others_served_and_memory_flat(backe
 
 // -------------------------------------------------------------- signals
 
-fn sigterm_and_sigint_stop_it_with_status_0(backend: &str) {
+fn sigterm_and_sigint_stop_it_with_status_0(backend: Backend) {
     let site = Site::new(&format!("signals-{backend}"));
     for signal in [libc::SIGTERM, libc::SIGINT] {
         let mut server = start(backend, &site.root(), &["--quiet"]);
@@ -823,7 +841,7 @@ fn sigterm_and_sigint_stop_it_with_status_0(backend: &str) {
     }
 }
 
-fn workers_share_the_listener_or_reuse_the_port_and_stop_together(backend: &str) {
+fn workers_share_the_listener_or_reuse_the_port_and_stop_together(backend: Backend) {
     let site = Site::new(&format!("workers-{backend}"));
     for extra in [&["--workers", "2"][..], &["--workers", "2", "--reuseport"]] {
         let mut args = vec!["--quiet"];
@@ -842,7 +860,6 @@ fn workers_share_the_listener_or_reuse_the_port_and_stop_together(backend: &str)
     }
 }
 
-#[test]
 fn help_and_bad_arguments() {
     let out = Command::new(common::example_path("http_server"))
         .arg("--help")

@@ -34,9 +34,9 @@
 
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
-use reactor::{Acceptor, Backend, Error, Events, Interest, Reactor, Signals, Token, WriteQueue};
+use reactor::{Acceptor, Backend, Events, Interest, Signals, Token, WriteQueue};
 
 use crate::server;
 
@@ -97,17 +97,7 @@ pub fn serve(
 ) -> reactor::Result<()> {
     let max_pending = config.max_pending.max(1);
     let mut buf = vec![0u8; config.read_chunk.max(1)];
-    let listen_fd = listener.as_raw_fd();
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| Error::Sys {
-            call: "fcntl(O_NONBLOCK)",
-            fd: Some(listen_fd),
-            source,
-        })?;
-    let mut reactor: Reactor<Source> = Reactor::with_backend(backend)?;
-    let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
-    reactor.insert(Source::Stop(stop), Interest::READABLE)?;
+    let (mut reactor, listen) = server::reactor_for(listener, backend, stop)?;
     let mut acceptor = Acceptor::new();
     let mut events = Events::with_capacity(1024);
     loop {

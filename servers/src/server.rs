@@ -19,7 +19,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 
 use reactor::{Accepted, Acceptor, Backend, Interest, Reactor, Signals, Token};
@@ -105,6 +105,33 @@ pub fn with_listener<C: AsFd, L: AsFd>(
         .insert(Source::Stop(cli::stop_signals()), Interest::READABLE)
         .unwrap_or_else(|err| cli::fail(err));
     (reactor, listen)
+}
+
+/// A reactor on `backend` holding `listener` (made non-blocking) and the
+/// `stop` signals the caller was given (a pre-forked worker's own); the
+/// listener's token. For the engines whose failures are returned, not
+/// printed.
+///
+/// # Errors
+///
+/// Making the listener non-blocking, creating the poller, or registering.
+pub fn reactor_for<C: AsFd>(
+    listener: TcpListener,
+    backend: Backend,
+    stop: Signals,
+) -> reactor::Result<(Reactor<Source<C>>, Token)> {
+    let listen_fd = listener.as_raw_fd();
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| reactor::Error::Sys {
+            call: "fcntl(O_NONBLOCK)",
+            fd: Some(listen_fd),
+            source,
+        })?;
+    let mut reactor = Reactor::with_backend(backend)?;
+    let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
+    reactor.insert(Source::Stop(stop), Interest::READABLE)?;
+    Ok((reactor, listen))
 }
 
 /// Whether a stop signal's event carried a signal (an empty read is a

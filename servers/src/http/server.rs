@@ -19,28 +19,18 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Instant;
 
-use reactor::{Accepted, Acceptor, Backend, Error, Events, Interest, Reactor, Signals, Token};
+use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, Token};
 
 use super::conn::{Conn, Expired, Shared};
 use super::respond::{self, Status};
 
-/// Everything the reactor watches.
-enum Source {
-    /// The listening socket.
-    Listener(TcpListener),
-    /// SIGINT/SIGTERM, as events.
-    Stop(Signals),
-    /// A client.
-    Conn(Conn),
-}
+/// Everything the reactor watches: the listener, the stop signals, the
+/// clients (the skeleton every example server shares).
+type Source = crate::server::Source<Conn>;
 
-impl AsFd for Source {
+impl AsFd for Conn {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Source::Listener(l) => l.as_fd(),
-            Source::Stop(s) => s.as_fd(),
-            Source::Conn(c) => c.stream.as_fd(),
-        }
+        self.stream.as_fd()
     }
 }
 
@@ -57,17 +47,7 @@ pub fn serve(
     stop: Signals,
     mut shared: Shared,
 ) -> reactor::Result<()> {
-    let listen_fd = listener.as_raw_fd();
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| Error::Sys {
-            call: "fcntl(O_NONBLOCK)",
-            fd: Some(listen_fd),
-            source,
-        })?;
-    let mut reactor: Reactor<Source> = Reactor::with_backend(backend)?;
-    let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
-    reactor.insert(Source::Stop(stop), Interest::READABLE)?;
+    let (mut reactor, listen) = crate::server::reactor_for(listener, backend, stop)?;
     let mut acceptor = Acceptor::new();
     let mut events = Events::with_capacity(1024);
     let mut clients = 0usize;
@@ -99,9 +79,8 @@ pub fn serve(
                 }
                 // SIGINT/SIGTERM: close everything and return.
                 Some(Source::Stop(signals)) => {
-                    // An empty read is a spurious wake-up, not a signal.
-                    let stop = !signals.read().unwrap_or_default().is_empty();
-                    if !stop {
+                    // An empty read is a spurious wake-up, not a request to stop.
+                    if !crate::server::stop_requested(signals) {
                         continue;
                     }
                     shared.log.flush();
@@ -190,7 +169,9 @@ fn close(reactor: &mut Reactor<Source>, token: Token, clients: &mut usize) {
 }
 
 /// Accepts until the backlog is empty; past `max_clients`, answers `503`
-/// and closes at once.
+/// and closes at once. (Not the shared `server::accept_all`: here each
+/// connection is counted against `--max-clients` and gets its deadline's
+/// timer the moment it is inserted, which needs its token.)
 fn accept_all(
     reactor: &mut Reactor<Source>,
     listen: Token,
