@@ -473,6 +473,24 @@ fn pipelined_requests_are_answered_in_order(backend: Backend) {
     let head = client.response(true);
     assert_eq!(head.status, 200);
     assert_eq!(client.response(false).body, b"hello\n");
+    // More answers than the connection may queue (128 KiB): the server
+    // stops reading, sends, then answers the rest, still in order.
+    let index = fs::read(shipped().join("index.html")).unwrap();
+    let mut burst = Vec::new();
+    for i in 0..100 {
+        let path = if i % 2 == 0 { "/" } else { "/hello.txt" };
+        burst.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    }
+    client.send(&burst);
+    std::thread::sleep(Duration::from_millis(200));
+    for i in 0..100 {
+        let body = client.response(false).body;
+        if i % 2 == 0 {
+            assert_eq!(body, index, "response {i}");
+        } else {
+            assert_eq!(body, b"hello\n", "response {i}");
+        }
+    }
 }
 
 /// Sends `request` on a new connection; returns the response and whether
@@ -849,6 +867,14 @@ fn workers_share_the_listener_or_reuse_the_port_and_stop_together(backend: Backe
         let mut server = start(backend, &site.root(), &args);
         for _ in 0..2 {
             server.expect_line("`worker <pid> started`", |l| l.ends_with(" started"));
+        }
+        // With --reuseport the parent only reserves the port; each worker
+        // binds and listens on its own after `worker <pid> started` is
+        // printed, so the first connections may be refused for a moment.
+        let deadline = Instant::now() + SOON;
+        while TcpStream::connect(server.addr()).is_err() {
+            assert!(Instant::now() < deadline, "no worker listens ({extra:?})");
+            std::thread::sleep(Duration::from_millis(10));
         }
         // Several connections, each served by whichever worker took it.
         for _ in 0..8 {

@@ -131,6 +131,9 @@ pub struct Conn {
     file: Option<FileBody>,
     /// Request body bytes still to read and drop.
     discard: u64,
+    /// Bytes in `inbuf` were left unparsed because output held them back
+    /// (a file body, a full queue): answer them once it has gone.
+    held_back: bool,
     /// When closing, the client may still be sending (an error cut its
     /// request short, or more requests were pipelined): linger.
     unread: bool,
@@ -158,6 +161,7 @@ impl Conn {
             out: WriteQueue::with_high_water(OUT_HIGH_WATER),
             file: None,
             discard: 0,
+            held_back: false,
             unread: false,
             state: State::Open,
             eof: false,
@@ -266,8 +270,10 @@ impl Conn {
                     self.state = State::Lingering(sh.now + sh.limits.linger);
                     return Ok(());
                 }
-                State::Open if !self.inbuf.is_empty() && self.head_complete_possible() => {
-                    // Requests that waited behind a file body.
+                State::Open if self.held_back => {
+                    // Requests that waited behind a file body or a full
+                    // queue, now that the output has gone.
+                    self.held_back = false;
                     let pending = std::mem::take(&mut self.inbuf);
                     self.serve(sh, &pending, 0)?;
                     if self.out.is_empty() && self.file.is_none() {
@@ -277,11 +283,6 @@ impl Conn {
                 _ => return Ok(()),
             }
         }
-    }
-
-    /// Whether `inbuf` could hold a whole head (it has a line end).
-    fn head_complete_possible(&self) -> bool {
-        self.inbuf.contains(&b'\n') || self.discard > 0
     }
 
     /// Reads and answers requests until the socket is drained, the client
@@ -344,6 +345,8 @@ impl Conn {
                 continue;
             }
             if !(self.takes_requests() && sh.batch.len() + self.out.len() < self.out.high_water()) {
+                // Output holds the rest back; `drive` comes back for it.
+                self.held_back = self.state == State::Open;
                 break;
             }
             if !worth_parsing && data.len() <= sh.limits.max_head {
