@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::runner::{Runner, skip};
-use common::{Example, SOON, have_program, require_program, rss_kib};
+use common::{Example, SOON, cpu_share, have_program, limit_nofile, require_program, rss_kib};
 use reactor::Backend;
 
 fn main() {
@@ -78,6 +78,10 @@ fn main() {
     runner.per_backend(
         "workers_share_the_listener_or_reuse_the_port_and_stop_together",
         workers_share_the_listener_or_reuse_the_port_and_stop_together,
+    );
+    runner.per_backend(
+        "out_of_descriptors_it_keeps_serving_without_spinning_and_recovers",
+        out_of_descriptors_it_keeps_serving_without_spinning_and_recovers,
     );
     runner.test("help_and_bad_arguments", help_and_bad_arguments);
     runner.finish()
@@ -883,6 +887,66 @@ fn workers_share_the_listener_or_reuse_the_port_and_stop_together(backend: Backe
         }
         server.signal(libc::SIGTERM);
         assert_eq!(server.wait_exit(SOON).code(), Some(0), "{extra:?}");
+    }
+}
+
+/// Whether `client` got an answer (true) or was closed unanswered.
+fn answered(client: &mut Client) -> bool {
+    client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    if !matches!(client.reader.fill_buf(), Ok(bytes) if !bytes.is_empty()) {
+        return false;
+    }
+    client.response(false).body == b"hello\n"
+}
+
+/// Out of descriptors (`RLIMIT_NOFILE` 64): the clients it has are served,
+/// the ones past the limit are closed at once, the loop does not spin, and
+/// once descriptors free up newcomers are served again.
+fn out_of_descriptors_it_keeps_serving_without_spinning_and_recovers(backend: Backend) {
+    let site = Site::new(&format!("emfile-{backend}"));
+    let root = site.root();
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--backend",
+        backend.name(),
+        "--quiet",
+        "--root",
+        root.to_str().unwrap(),
+    ];
+    let server = Example::start_with("http_server", &args, |command| limit_nofile(command, 64));
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..80 {
+        let mut client = Client::connect(server.addr());
+        if answered(&mut client) {
+            held.push(client);
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(
+        held.len() >= 40 && refused >= 10,
+        "{} served, {refused} refused",
+        held.len()
+    );
+    let cpu = cpu_share(server.pid(), Duration::from_secs(1));
+    assert!(
+        cpu < 0.05,
+        "{:.0}% CPU while out of descriptors",
+        cpu * 100.0
+    );
+    for client in &mut held {
+        assert!(answered(client), "a held client is no longer served");
+    }
+    held.truncate(held.len() - 10);
+    let deadline = Instant::now() + SOON;
+    while !answered(&mut Client::connect(server.addr())) {
+        assert!(
+            Instant::now() < deadline,
+            "no newcomer served after descriptors freed up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -471,6 +471,17 @@ impl Conn {
                 );
                 (Status::NOT_FOUND, n as u64)
             }
+            Found::Busy => {
+                let n = respond::error(
+                    sh.batch.buf(),
+                    Status::UNAVAILABLE,
+                    &sh.clock,
+                    "Retry-After: 1\r\n",
+                    keep,
+                    head_only,
+                );
+                (Status::UNAVAILABLE, n as u64)
+            }
             Found::Forbidden => {
                 let n = respond::error(
                     sh.batch.buf(),

@@ -84,6 +84,9 @@ pub enum Found {
     Missing,
     /// There, but unreadable (`EACCES`).
     Forbidden,
+    /// Could not be opened for want of descriptors (`EMFILE`): `503`, try
+    /// again later.
+    Busy,
 }
 
 /// A cached answer.
@@ -150,6 +153,10 @@ impl Files {
                 found
             }
             Err(err) if err.kind() == ErrorKind::PermissionDenied => Found::Forbidden,
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                log::warn!("out of descriptors opening a file: answering 503");
+                Found::Busy
+            }
             Err(_) => Found::Missing,
         }
     }
@@ -208,6 +215,14 @@ impl Files {
 
     /// Opens a regular file (or reuses `old` if it is the same, unchanged).
     fn open(&self, real: &Path, old: Option<Rc<FileInfo>>) -> io::Result<Rc<FileInfo>> {
+        // Unchanged (same inode, size and modification time, by `stat`,
+        // which needs no descriptor): keep it without opening it again.
+        if let Some(old) = old
+            && fs::metadata(real)
+                .is_ok_and(|meta| meta.is_file() && identity(&meta) == old.identity)
+        {
+            return Ok(old);
+        }
         let file = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -217,11 +232,6 @@ impl Files {
             return Err(ErrorKind::NotFound.into());
         }
         let identity = identity(&meta);
-        if let Some(old) = old
-            && old.identity == identity
-        {
-            return Ok(old);
-        }
         let size = meta.len();
         let body = if size <= self.max_memory_file {
             let mut contents = Vec::with_capacity(size as usize);
@@ -275,6 +285,9 @@ fn answer(entry: &Entry, path: &Normalised, root: &Path) -> Found {
             match listing::render(&dir, &shown) {
                 Ok(page) => Found::Listing(page),
                 Err(err) if err.kind() == ErrorKind::PermissionDenied => Found::Forbidden,
+                Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    Found::Busy
+                }
                 Err(_) => Found::Missing,
             }
         }
