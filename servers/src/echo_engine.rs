@@ -1,5 +1,5 @@
 //! The echo server's engine: every byte a client sends comes back to it,
-//! exactly, whatever the size, on one [`Reactor`] of any backend.
+//! exactly, whatever the size, on one [`Reactor`](reactor::Reactor) of any backend.
 //!
 //! It stands alone (only `std`, `log` and `reactor`), so the `echo` example
 //! and the benchmarks can both include it. The rules it keeps:
