@@ -601,13 +601,84 @@ fn b2(md: &mut String, docs: &Path, results: &Path) {
     md.push_str("![echo throughput](bench/echo_throughput.svg)\n\n![echo CPU per message](bench/echo_cpu.svg)\n\n");
 }
 
+/// HTTP against nginx: `benches/http.rs`'s table, and a throughput and a
+/// CPU-per-request plot of the medians of its rounds.
+fn http(md: &mut String, docs: &Path, results: &Path) {
+    let Ok(csv) = std::fs::read_to_string(results.join("http.csv")) else {
+        return;
+    };
+    md.push_str("### HTTP (`cargo bench -p reactor-bench --bench http -- --full`)\n\n");
+    if let Ok(table) = std::fs::read_to_string(results.join("http.md")) {
+        md.push_str(table.trim());
+        md.push_str("\n\n");
+    }
+    // load → server → (req/s of each round, CPU ns/req of each round), in
+    // the order the loads were run.
+    let mut loads: Vec<String> = Vec::new();
+    let mut data: BTreeMap<(usize, String), (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (Some(load), Some(server), Some(Ok(rate)), Some(Ok(cpu))) = (
+            f.first(),
+            f.get(2),
+            f.get(3).map(|v| v.parse::<f64>()),
+            f.get(5).map(|v| v.parse::<f64>()),
+        ) else {
+            continue;
+        };
+        let i = loads.iter().position(|l| l == load).unwrap_or_else(|| {
+            loads.push((*load).to_owned());
+            loads.len() - 1
+        });
+        let e = data.entry((i, (*server).to_owned())).or_default();
+        e.0.push(rate);
+        e.1.push(cpu);
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+    };
+    let mut rate: Series = Vec::new();
+    let mut cpu: Series = Vec::new();
+    for server in ["ours", "nginx"] {
+        let mut r = Vec::new();
+        let mut c = Vec::new();
+        for i in 0..loads.len() {
+            if let Some((rates, cpus)) = data.get(&(i, server.to_owned())) {
+                r.push((i as f64, median(rates) / 1000.0));
+                c.push((i as f64, median(cpus) / 1000.0));
+            }
+        }
+        rate.push((server.to_owned(), r));
+        cpu.push((server.to_owned(), c));
+    }
+    bar_plot(
+        &docs.join("bench/http_throughput.svg"),
+        "HTTP: requests/s, wrk -t1 -c50 (median of rounds)",
+        "k requests/s",
+        &loads,
+        &rate,
+    );
+    bar_plot(
+        &docs.join("bench/http_cpu.svg"),
+        "HTTP: server CPU per request (median of rounds)",
+        "µs CPU / request",
+        &loads,
+        &cpu,
+    );
+    md.push_str("![HTTP throughput](bench/http_throughput.svg)\n\n![HTTP CPU per request](bench/http_cpu.svg)\n\n");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if !args.iter().any(|a| a == "--report") {
         println!("report: pass --report to regenerate docs/benchmarks.md (benches/run.sh does)");
         return;
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The workspace root (this package lives in benches/): where run.sh
+    // writes target/bench-results and where docs/ is.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let results = root.join("target/bench-results");
     let docs = root.join("docs");
     let _ = std::fs::create_dir_all(docs.join("bench"));
@@ -624,6 +695,7 @@ fn main() {
     b1(&r, &mut md, &docs, &results);
     b8(&r, &mut md, &results);
     b2(&mut md, &docs, &results);
+    http(&mut md, &docs, &results);
     others(&r, &mut md);
 
     let doc_path = docs.join("benchmarks.md");
