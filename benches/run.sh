@@ -21,7 +21,8 @@ case "$profile" in
   *) echo "usage: $0 [--quick|--full|--smoke]" >&2; exit 2 ;;
 esac
 
-out=target/bench-results
+# Absolute: cargo runs each bench binary in its package folder (benches/).
+out=$PWD/target/bench-results
 mkdir -p "$out"
 # strace counts the idle loop's system calls; install it if we may.
 if ! command -v strace >/dev/null 2>&1; then
