@@ -529,6 +529,36 @@ fn others(r: &Results, md: &mut String) {
     }
 }
 
+/// For `groups` bar groups and each server, the medians of the rounds'
+/// rates and CPU times (÷ 1000: k/s and µs) that `rounds` gives for a
+/// group and a server: the two series of a throughput and a CPU plot.
+fn medians<'a>(
+    groups: usize,
+    servers: &[&str],
+    rounds: impl Fn(usize, &str) -> Option<&'a (Vec<f64>, Vec<f64>)>,
+) -> (Series, Series) {
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+    };
+    let mut rate: Series = Vec::new();
+    let mut cpu: Series = Vec::new();
+    for &server in servers {
+        let mut r = Vec::new();
+        let mut c = Vec::new();
+        for i in 0..groups {
+            if let Some((rates, cpus)) = rounds(i, server) {
+                r.push((i as f64, median(rates) / 1000.0));
+                c.push((i as f64, median(cpus) / 1000.0));
+            }
+        }
+        rate.push((server.to_owned(), r));
+        cpu.push((server.to_owned(), c));
+    }
+    (rate, cpu)
+}
+
 fn b2(md: &mut String, docs: &Path, results: &Path) {
     let Ok(csv) = std::fs::read_to_string(results.join("echo.csv")) else {
         return;
@@ -565,25 +595,10 @@ fn b2(md: &mut String, docs: &Path, results: &Path) {
         .keys()
         .map(|(size, conns)| format!("{conns}×{size}B"))
         .collect();
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(|a, b| a.total_cmp(b));
-        if v.is_empty() { 0.0 } else { v[v.len() / 2] }
-    };
-    let mut rate: Series = Vec::new();
-    let mut cpu: Series = Vec::new();
-    for server in ["ours", "mio", "libc"] {
-        let mut r = Vec::new();
-        let mut c = Vec::new();
-        for (i, per) in data.values().enumerate() {
-            if let Some((rates, cpus)) = per.get(server) {
-                r.push((i as f64, median(rates) / 1000.0));
-                c.push((i as f64, median(cpus) / 1000.0));
-            }
-        }
-        rate.push((server.to_owned(), r));
-        cpu.push((server.to_owned(), c));
-    }
+    let per: Vec<_> = data.values().collect();
+    let (rate, cpu) = medians(per.len(), &["ours", "mio", "libc"], |i, server| {
+        per[i].get(server)
+    });
     bar_plot(
         &docs.join("bench/echo_throughput.svg"),
         "B2 echo: throughput (median of rounds)",
@@ -634,25 +649,9 @@ fn http(md: &mut String, docs: &Path, results: &Path) {
         e.0.push(rate);
         e.1.push(cpu);
     }
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(|a, b| a.total_cmp(b));
-        if v.is_empty() { 0.0 } else { v[v.len() / 2] }
-    };
-    let mut rate: Series = Vec::new();
-    let mut cpu: Series = Vec::new();
-    for server in ["ours", "nginx"] {
-        let mut r = Vec::new();
-        let mut c = Vec::new();
-        for i in 0..loads.len() {
-            if let Some((rates, cpus)) = data.get(&(i, server.to_owned())) {
-                r.push((i as f64, median(rates) / 1000.0));
-                c.push((i as f64, median(cpus) / 1000.0));
-            }
-        }
-        rate.push((server.to_owned(), r));
-        cpu.push((server.to_owned(), c));
-    }
+    let (rate, cpu) = medians(loads.len(), &["ours", "nginx"], |i, server| {
+        data.get(&(i, server.to_owned()))
+    });
     bar_plot(
         &docs.join("bench/http_throughput.svg"),
         "HTTP: requests/s, wrk -t1 -c50 (median of rounds)",
