@@ -441,6 +441,7 @@ impl Conn {
                 }
                 (Status::OK, if head_only { 0 } else { page.len() as u64 })
             }
+            // A directory without its `/`: send the client there.
             Found::Redirect => {
                 let mut location = String::from("Location: /");
                 for (i, segment) in sh.path.path.split(|&b| b == b'/').enumerate() {
@@ -450,49 +451,17 @@ impl Conn {
                     target::percent_encode(segment, &mut location);
                 }
                 location.push_str("/\r\n");
-                let n = respond::error(
-                    sh.batch.buf(),
-                    Status::MOVED,
-                    &sh.clock,
-                    &location,
-                    keep,
-                    head_only,
-                );
-                (Status::MOVED, n as u64)
+                error_page(sh, Status::MOVED, &location, keep, head_only)
             }
-            Found::Missing => {
-                let n = respond::error(
-                    sh.batch.buf(),
-                    Status::NOT_FOUND,
-                    &sh.clock,
-                    "",
-                    keep,
-                    head_only,
-                );
-                (Status::NOT_FOUND, n as u64)
-            }
-            Found::Busy => {
-                let n = respond::error(
-                    sh.batch.buf(),
-                    Status::UNAVAILABLE,
-                    &sh.clock,
-                    "Retry-After: 1\r\n",
-                    keep,
-                    head_only,
-                );
-                (Status::UNAVAILABLE, n as u64)
-            }
-            Found::Forbidden => {
-                let n = respond::error(
-                    sh.batch.buf(),
-                    Status::FORBIDDEN,
-                    &sh.clock,
-                    "",
-                    keep,
-                    head_only,
-                );
-                (Status::FORBIDDEN, n as u64)
-            }
+            Found::Missing => error_page(sh, Status::NOT_FOUND, "", keep, head_only),
+            Found::Busy => error_page(
+                sh,
+                Status::UNAVAILABLE,
+                "Retry-After: 1\r\n",
+                keep,
+                head_only,
+            ),
+            Found::Forbidden => error_page(sh, Status::FORBIDDEN, "", keep, head_only),
         };
         log::trace!(
             "fd={}: {} {} → {} ({bytes} body bytes{})",
@@ -634,4 +603,17 @@ impl Conn {
             State::Open => Some(self.out.interest()),
         }
     }
+}
+
+/// An error page that keeps the connection (as `keep` says) into the
+/// batch; the status and body length, for the log.
+fn error_page(
+    sh: &mut Shared,
+    status: Status,
+    extra: &str,
+    keep: bool,
+    head_only: bool,
+) -> (Status, u64) {
+    let n = respond::error(sh.batch.buf(), status, &sh.clock, extra, keep, head_only);
+    (status, n as u64)
 }
