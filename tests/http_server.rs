@@ -888,6 +888,35 @@ fn workers_share_the_listener_or_reuse_the_port_and_stop_together(backend: Backe
         server.signal(libc::SIGTERM);
         assert_eq!(server.wait_exit(SOON).code(), Some(0), "{extra:?}");
     }
+    // A supervisor killed outright takes its workers with it (they get
+    // SIGTERM from the kernel): no orphan keeps serving the port.
+    let mut server = start(backend, &site.root(), &["--quiet", "--workers", "2"]);
+    let workers: Vec<i32> = (0..2)
+        .map(|_| {
+            let line = server.expect_line("`worker <pid> started`", |l| l.ends_with(" started"));
+            line.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .expect("a pid")
+        })
+        .collect();
+    server.signal(libc::SIGKILL);
+    server.wait_exit(SOON);
+    let deadline = Instant::now() + SOON;
+    for pid in workers {
+        // Gone, or a zombie waiting for whoever adopted it.
+        while fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "worker {pid} outlived its supervisor"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Whether `client` got an answer (true) or was closed unanswered.

@@ -311,6 +311,8 @@ impl Supervisor {
         // finding the inherited ones (which would kill it with the default
         // action, not stop it gracefully).
         let unblock = block_stop_signals();
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
         // SAFETY: this process is single-threaded (checked at start), so the
         // child gets a consistent copy of every lock; it runs only
         // `worker`, which never returns into this code.
@@ -325,7 +327,7 @@ impl Supervisor {
                     Some(addr) => Listen::ReusePort(addr),
                     None => Listen::Shared(listener),
                 };
-                worker(listen, self.backend, unblock, &self.serve)
+                worker(listen, self.backend, unblock, &self.serve, parent)
             }
             pid => {
                 let token = match self.mode {

@@ -11,13 +11,28 @@ use super::socket::{Listen, reuseport_socket};
 use super::supervisor::Serve;
 use crate::cli;
 
-/// The worker, in the child after `fork`. Never returns: ends with `_exit`.
+/// The worker, in the child after `fork` from the supervisor `parent`.
+/// Never returns: ends with `_exit`.
 pub(super) fn worker(
     listen: Listen,
     backend: Backend,
     unblock: libc::sigset_t,
     serve: &Serve,
+    parent: libc::pid_t,
 ) -> ! {
+    // A supervisor killed outright (SIGKILL) cannot stop its workers; the
+    // kernel then sends each one SIGTERM, so none lives on as an orphan
+    // holding the port. (Like any early stop signal it waits, blocked,
+    // for this worker's handlers.) A supervisor that died before this line
+    // is caught by the check after it.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number, no pointers.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != parent {
+        // SAFETY: as at the end of this function: nothing of the parent's
+        // runs in this child.
+        unsafe { libc::_exit(0) }
+    }
     // Unwind safety: a panic ends this process at once (`_exit` below), so
     // no state the loop left half-changed is ever looked at again.
     let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
