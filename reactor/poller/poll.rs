@@ -160,6 +160,12 @@ impl Poller for PollPoller {
         }
         let slot = fd as usize;
         if self.index.len() <= slot {
+            // The table grows to the fd number: ask the kernel first whether
+            // it is an open descriptor, so a bogus 2,000,000,000 is EBADF
+            // rather than an 8 GB allocation.
+            // SAFETY: F_GETFD takes no pointer and only reads the fd's flags.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            sys::check(flags, "fcntl(F_GETFD)", Some(fd))?;
             self.index.resize(slot + 1, NONE);
         }
         self.index[slot] = self.fds.len() as u32;
@@ -333,17 +339,23 @@ mod tests {
 
     #[test]
     fn unregister_keeps_the_index_of_the_moved_entry() {
+        use std::os::fd::AsRawFd;
+        // Real descriptors: registering an fd that is not open is refused.
+        let pairs: Vec<_> = (0..3)
+            .map(|_| std::os::unix::net::UnixStream::pair().unwrap())
+            .collect();
+        let [a, b, c] = [0, 1, 2].map(|i| pairs[i].0.as_raw_fd());
         let mut p = PollPoller::new();
-        for fd in [3, 4, 5] {
+        for fd in [a, b, c] {
             p.register(fd, fd as usize, Interest::READABLE, Trigger::Level)
                 .unwrap();
         }
-        p.unregister(3).unwrap();
-        assert_eq!(p.find(5), Some(0));
-        assert_eq!(p.find(4), Some(1));
-        assert_eq!(p.find(3), None);
-        p.unregister(5).unwrap();
-        assert_eq!(p.find(4), Some(0));
+        p.unregister(a).unwrap();
+        assert_eq!(p.find(c), Some(0));
+        assert_eq!(p.find(b), Some(1));
+        assert_eq!(p.find(a), None);
+        p.unregister(c).unwrap();
+        assert_eq!(p.find(b), Some(0));
     }
 
     #[test]
