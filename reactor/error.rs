@@ -166,6 +166,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A record too large to build in memory: `"1000000000000x"` is a valid
+    /// format, but packing it needs a terabyte (Python raises `MemoryError`).
+    #[error("cannot allocate memory for a struct record of {size} {what}")]
+    StructAlloc {
+        /// What could not be allocated (`"bytes"`, `"values"`).
+        what: &'static str,
+        /// How many the record needs.
+        size: usize,
+    },
+
     /// Packing or unpacking with the wrong number of values or bytes.
     #[error("struct {what}: expected {expected}, got {got}")]
     StructSize {
@@ -227,6 +237,7 @@ impl From<Error> for io::Error {
             Error::AlreadyRegistered { .. } => io::ErrorKind::AlreadyExists,
             Error::NotRegistered { .. } | Error::StaleToken { .. } => io::ErrorKind::NotFound,
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
+            Error::StructAlloc { .. } => io::ErrorKind::OutOfMemory,
             _ => io::ErrorKind::InvalidInput,
         };
         io::Error::new(kind, err)

@@ -150,7 +150,7 @@ pub(crate) fn parse(format: &str) -> Result<Layout> {
         position,
         reason,
     };
-    let too_long = |position: usize| err(position, "total struct size too long".to_owned());
+    let too_long_at = |position: usize| err(position, "total struct size too long".to_owned());
 
     let mut chars = format.chars().enumerate().peekable();
     let (native, little) = match chars.peek().map(|&(_, c)| c) {
@@ -175,7 +175,11 @@ pub(crate) fn parse(format: &str) -> Result<Layout> {
         if is_space(code) {
             continue;
         }
-        // An optional repeat count, then the character it repeats.
+        // An optional repeat count, then the character it repeats. Every
+        // "too long" error points at the item's first character (its count,
+        // if it has one): the item that makes the record too large.
+        let start = position;
+        let too_long = || too_long_at(start);
         let mut count = 1usize;
         if let Some(digit) = code.to_digit(10) {
             count = digit as usize;
@@ -185,7 +189,7 @@ pub(crate) fn parse(format: &str) -> Result<Layout> {
                         count = count
                             .checked_mul(10)
                             .and_then(|n| n.checked_add(c as usize - '0' as usize))
-                            .ok_or_else(|| too_long(position))?;
+                            .ok_or_else(too_long)?;
                     }
                     Some((p, c)) => {
                         (position, code) = (p, c);
@@ -224,7 +228,7 @@ pub(crate) fn parse(format: &str) -> Result<Layout> {
             layout.size = layout
                 .size
                 .checked_next_multiple_of(align)
-                .ok_or_else(|| too_long(position))?;
+                .ok_or_else(too_long)?;
         }
         let field = match kind {
             Kind::Bytes | Kind::Pascal => Field {
@@ -247,7 +251,7 @@ pub(crate) fn parse(format: &str) -> Result<Layout> {
             .checked_mul(field.items)
             .and_then(|n| n.checked_add(layout.size))
             .filter(|&n| n <= isize::MAX as usize)
-            .ok_or_else(|| too_long(position))?;
+            .ok_or_else(too_long)?;
         layout.values += field.values();
         if field.size * field.items > 0 || field.values() > 0 {
             layout.fields.push(field);

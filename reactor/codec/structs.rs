@@ -194,8 +194,9 @@ impl Struct {
     /// [`Error::StructSize`] (`what: "values"`) if `values` does not hold
     /// [`len`](Struct::len) values; [`Error::StructValue`], naming the value's
     /// index and format character, if a value has the wrong type or does not
-    /// fit: `struct field 0 ('b'): 300 is out of range -128..=127`. On error
-    /// `out` is left as it was.
+    /// fit: `struct field 0 ('b'): 300 is out of range -128..=127`;
+    /// [`Error::StructAlloc`] if the record is too large to allocate
+    /// (`"1000000000000x"`). On error `out` is left as it was.
     ///
     /// # Examples
     ///
@@ -226,10 +227,9 @@ impl Struct {
         }
         let start = out.len();
         if out.try_reserve(self.layout.size).is_err() {
-            return Err(Error::StructSize {
-                what: "bytes of memory",
-                expected: self.layout.size,
-                got: 0,
+            return Err(Error::StructAlloc {
+                what: "bytes",
+                size: self.layout.size,
             });
         }
         out.resize(start + self.layout.size, 0);
@@ -348,7 +348,8 @@ impl Struct {
     /// # Errors
     ///
     /// [`Error::StructSize`] (`what: "bytes"`) if `data` is not exactly
-    /// [`size`](Struct::size) bytes long.
+    /// [`size`](Struct::size) bytes long; [`Error::StructAlloc`] if the list
+    /// of values is too large to allocate.
     ///
     /// # Examples
     ///
@@ -375,10 +376,9 @@ impl Struct {
         }
         let mut values = Vec::new();
         if values.try_reserve_exact(self.layout.values).is_err() {
-            return Err(Error::StructSize {
-                what: "values of memory",
-                expected: self.layout.values,
-                got: 0,
+            return Err(Error::StructAlloc {
+                what: "values",
+                size: self.layout.values,
             });
         }
         for field in &self.layout.fields {
