@@ -284,3 +284,62 @@ fn help_exits_zero_for_every_example() {
         );
     }
 }
+
+/// A client's bytes are printed escaped, as Python's `repr` shows them: an
+/// escape sequence cannot retitle or clear the terminal, and a newline
+/// cannot start a forged log line. One trailing newline (what `nc` sends)
+/// is not part of the text.
+#[test]
+fn received_text_is_printed_escaped() {
+    for_each_backend(|backend| {
+        let server = start(backend);
+        let mut client = connect(&server);
+        server.expect_line("Connect from", |l| l.starts_with("Connect from "));
+        let attack = "hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444";
+        client.write_all(attack.as_bytes()).unwrap();
+        let line = server.expect_line("Receive:", |l| l.starts_with("Receive: "));
+        assert_eq!(
+            line,
+            r"Receive: hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444",
+            "[{backend}]"
+        );
+        read_n(&mut client, REPLY.len());
+        for (sent, shown) in [
+            ("hello\n", r"hello"),
+            ("crlf\r\n", r"crlf"),
+            ("tab\there\\ 你好\u{202E}", r"tab\there\\ 你好\u202e"),
+        ] {
+            client.write_all(sent.as_bytes()).unwrap();
+            let line = server.expect_line("Receive:", |l| l.starts_with("Receive: "));
+            assert_eq!(line, format!("Receive: {shown}"), "[{backend}] {sent:?}");
+            read_n(&mut client, REPLY.len());
+        }
+    });
+}
+
+/// Select refuses every connection on an fd ≥ 1024; one warning per
+/// refusal flooded the log. Now at most one a second, with a count.
+#[test]
+fn select_refusals_are_warned_about_at_most_once_a_second() {
+    let server = Example::start_with(
+        "select_server",
+        &["--addr", "127.0.0.1:0"],
+        |command| occupy_fds(command, 20, 1024),
+    );
+    let mut clients = Vec::new();
+    for _ in 0..200 {
+        clients.push(connect(&server));
+    }
+    // Every refused client sees end of file.
+    for client in &mut clients[10..] {
+        let mut buf = [0u8; 1];
+        let _ = client.read(&mut buf);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let stderr = server.stderr();
+    let warnings = stderr.lines().filter(|l| l.contains("1024")).count();
+    assert!(
+        (1..=3).contains(&warnings),
+        "{warnings} warning lines for one burst of refusals:\n{stderr}"
+    );
+}

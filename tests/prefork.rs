@@ -554,3 +554,59 @@ fn every_line_is_printed_once() {
         Some("all workers stopped")
     );
 }
+
+/// Whether `pid` is gone or a zombie (dead, waiting for whoever inherited it).
+fn dead(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|close| stat[close + 2..].chars().next())
+            .is_some_and(|state| state == 'Z' || state == 'X'),
+    }
+}
+
+/// `kill -9` of the parent: the workers die with it (they do not serve the
+/// port as orphans), so a restarted supervisor can bind the port again.
+/// The parent's pid is printed in its first lines, for `ps --ppid`.
+#[test]
+fn workers_die_with_a_killed_parent() {
+    for_each_backend(|backend| {
+        let args = ["--addr", "127.0.0.1:0", "--workers", "2", "--backend", backend];
+        let mut example = Example::start("prefork_echo", &args);
+        let parent = example.pid();
+        let mut said = false;
+        let mut pids = Vec::new();
+        while pids.len() < 2 {
+            let line = example
+                .next_line(SOON)
+                .unwrap_or_else(|| panic!("[{backend}] workers not started"));
+            if line.ends_with(" started") {
+                pids.push(worker_pid(&line));
+            } else {
+                said |= line.contains(&format!("pid {parent}"));
+            }
+        }
+        assert!(said, "[{backend}] the parent's pid is not printed before the workers");
+        echo_once(&example, b"before");
+        let addr = example.addr();
+        kill(parent, libc::SIGKILL);
+        let _ = example.wait_exit(SOON);
+        let deadline = Instant::now() + SOON;
+        for pid in pids {
+            while !dead(pid) {
+                assert!(
+                    Instant::now() < deadline,
+                    "[{backend}] worker {pid} outlived its parent"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Nothing serves the port any more: a new supervisor can bind it.
+        let deadline = Instant::now() + SOON;
+        while std::net::TcpListener::bind(addr).is_err() {
+            assert!(Instant::now() < deadline, "[{backend}] {addr} still taken");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+}

@@ -324,3 +324,34 @@ fn sigint_exits_zero(backend: Backend) {
     server.signal(libc::SIGINT);
     assert_eq!(server.wait_exit(SOON).code(), Some(0), "[{backend}]");
 }
+
+/// struct_send prints what it packed, which is what went on the wire, and
+/// warns when a bytes field was cut short (Python's `struct` truncates
+/// silently).
+#[test]
+fn struct_send_prints_what_was_packed_and_warns_on_truncation() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let out = Command::new(example_path("struct_send"))
+        .args(["--addr", &addr, "--values", "4,你好,2.5", "--values", "5,li,1.1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "sent (4, b'\\xe4\\xbd\\xa0\\xe5\\xa5', 2.5)\nsent (5, b'li\\x00\\x00\\x00', 1.100000023841858)\n"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("truncated")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("field 1") && warnings[0].contains("6 bytes") && warnings[0].contains('5'),
+        "{stderr}"
+    );
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut wire = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut wire).unwrap();
+    assert_eq!(wire.len(), 32);
+    assert_eq!(&wire[4..9], "你好".as_bytes().get(..5).unwrap());
+}

@@ -343,3 +343,130 @@ fn no_descriptor_leak_over_many_connections(backend: Backend) {
     }
     ask(&path, "after the soak");
 }
+
+/// A unix socket at `path`, bound; listening with `backlog` if given.
+fn raw_unix_socket(path: &Path, backlog: Option<i32>) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: socket takes no pointers; the result is owned below.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0);
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(path.as_os_str().as_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: bind reads a sockaddr_un of the size given.
+    let ret = unsafe {
+        libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(ret, 0, "bind: {}", std::io::Error::last_os_error());
+    if let Some(backlog) = backlog {
+        // SAFETY: listen takes no pointers.
+        assert_eq!(unsafe { libc::listen(fd, backlog) }, 0);
+    }
+    owned
+}
+
+/// A live server whose backlog is full (it stopped accepting): a blocking
+/// connect would wait forever. The probe gives up after a short deadline
+/// and treats the socket as alive.
+#[test]
+fn a_live_server_with_a_full_backlog_is_detected_without_hanging() {
+    for_each_backend(|backend| {
+        let dir = TempDir::new();
+        let path = dir.sock();
+        let _listener = raw_unix_socket(&path, Some(0));
+        let mut queued = Vec::new();
+        for _ in 0..1000 {
+            let s = socket2_nonblocking_connect(&path);
+            match s {
+                Some(s) => queued.push(s),
+                None => break,
+            }
+        }
+        let start = std::time::Instant::now();
+        let err = refused(&path, backend);
+        assert!(err.contains("another server"), "[{backend}] {err}");
+        assert!(start.elapsed() < Duration::from_secs(3), "[{backend}]");
+        assert!(path.exists(), "[{backend}] the live socket was removed");
+    });
+}
+
+/// A non-blocking connect to `path`; `None` once the backlog is full.
+fn socket2_nonblocking_connect(path: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: socket takes no pointers; the result is owned below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
+    assert!(fd >= 0);
+    // SAFETY: `fd` is fresh and ours.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(path.as_os_str().as_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: connect reads a sockaddr_un of the size given.
+    let ret = unsafe {
+        libc::connect(
+            owned.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        )
+    };
+    (ret == 0).then_some(owned)
+}
+
+/// Another process has bound the path and is about to listen: the first
+/// probe is refused, the retry finds it listening. It is not deleted.
+#[test]
+fn a_socket_bound_but_not_yet_listening_is_left_alone() {
+    for_each_backend(|backend| {
+        let dir = TempDir::new();
+        let path = dir.sock();
+        let socket = raw_unix_socket(&path, None);
+        let listener = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(60));
+            use std::os::fd::AsRawFd;
+            // SAFETY: listen takes no pointers; the socket is ours.
+            assert_eq!(unsafe { libc::listen(socket.as_raw_fd(), 8) }, 0);
+            socket
+        });
+        let err = refused(&path, backend);
+        assert!(err.contains("another server"), "[{backend}] {err}");
+        let _socket = listener.join().unwrap();
+        assert!(path.exists(), "[{backend}] the other process's socket was removed");
+    });
+}
+
+/// A client's bytes are printed escaped (as Python's `repr` shows them).
+#[test]
+fn received_text_is_printed_escaped() {
+    for_each_backend(|backend| {
+        let dir = TempDir::new();
+        let path = dir.sock();
+        let server = start(&path, backend);
+        let attack = "hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444";
+        ask(&path, attack);
+        server.expect_line("the attack, escaped", |l| {
+            l == r"hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444"
+        });
+        ask(&path, "plain line\n");
+        server.expect_line("a plain line", |l| l == "plain line");
+    });
+}
