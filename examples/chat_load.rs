@@ -25,7 +25,7 @@ use reactor::{Backend, Events, Interest, Reactor};
 #[command(version)]
 struct Cli {
     /// The server's address
-    #[arg(long, default_value = "127.0.0.1:8888")]
+    #[arg(long, default_value = "127.0.0.1:8888", value_parser = cli::parse_addr)]
     addr: String,
     /// How many clients
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=20_000))]
@@ -66,7 +66,7 @@ impl std::os::fd::AsFd for Member {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse(Backend::Epoll);
     cli::init_logging();
     let n = cli.clients as usize;
     let backend = cli.backend.choose(Backend::Epoll);

@@ -30,7 +30,7 @@ struct Cli {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse(Backend::Epoll);
     cli::init_logging();
     let backend = cli.net.backend.choose(Backend::Epoll);
     let listener = cli::bind_tcp(&cli.net.addr);

@@ -66,9 +66,9 @@
 
 use clap::Parser;
 use reactor::{Acceptor, Backend, Events};
-use servers::cli;
 use servers::course_server::{self, Source};
 use servers::server;
+use servers::{cli, stdout};
 
 /// The course's poll server: prints what clients send and answers 收到了.
 #[derive(Parser, Debug)]
@@ -79,10 +79,12 @@ struct Cli {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse(Backend::Poll);
     cli::init_logging();
     let backend = cli.net.backend.choose(Backend::Poll);
     // sockfd.bind(…); sockfd.listen(…); p = poll(); p.register(sockfd, POLLIN)
+    // Printing never blocks the loop: see servers::stdout.
+    stdout::install();
     let (mut reactor, listen) = server::start(&cli.net.addr, backend);
     let mut acceptor = Acceptor::new();
     let mut events = Events::with_capacity(1024);
@@ -107,8 +109,11 @@ fn main() {
                         continue; // a spurious wake-up of the signal pipe
                     }
                     course_server::shut_down(&mut reactor);
+                    stdout::finish();
                     return;
                 }
+                // stdout takes more of what waits for it.
+                Some(Source::Stdout(_)) => stdout::on_writable(),
                 // elif event & POLLIN: data = fdmap[fd].recv(1024) …
                 // Either reply or close, never both (the course's bug).
                 Some(Source::Conn(client)) => {
@@ -117,5 +122,6 @@ fn main() {
                 }
             }
         }
+        stdout::watch(&mut reactor, Source::Stdout);
     }
 }

@@ -39,7 +39,7 @@
 //! Python `struct` format (a bad one is a usage error, exit 2); SIGINT /
 //! SIGTERM stop it with exit status 0.
 
-use servers::cli;
+use servers::{cli, stdout};
 
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
@@ -79,9 +79,11 @@ impl AsFd for Client {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse(Backend::Epoll);
     cli::init_logging();
     let backend = cli.net.backend.choose(Backend::Epoll);
+    // Printing never blocks the loop: see servers::stdout.
+    stdout::install();
     let (reactor, listen) = server::start(&cli.net.addr, backend);
     if let Err(err) = serve(reactor, listen, &cli.format) {
         cli::fail(err);
@@ -102,15 +104,18 @@ fn serve(mut reactor: Reactor<Source>, listen: Token, st: &Struct) -> reactor::R
                 None => {}
                 Some(Source::Listener(_)) => {
                     server::accept_all(&mut reactor, listen, &mut acceptor, open, |c, err| {
-                        log::warn!("refusing {}: {err}", c.peer);
+                        cli::warn_refused(c.peer, err);
                     })?
                 }
                 Some(Source::Stop(signals)) => {
                     if !server::stop_requested(signals) {
                         continue; // a spurious wake-up of the signal pipe
                     }
+                    stdout::finish();
                     return Ok(());
                 }
+                // stdout takes more of the records waiting for it.
+                Some(Source::Stdout(_)) => stdout::on_writable(),
                 Some(Source::Conn(client)) => {
                     let alive = receive(client, st, &mut chunk);
                     if !alive {
@@ -119,6 +124,7 @@ fn serve(mut reactor: Reactor<Source>, listen: Token, st: &Struct) -> reactor::R
                 }
             }
         }
+        stdout::watch(&mut reactor, Source::Stdout);
     }
 }
 

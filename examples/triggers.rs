@@ -122,7 +122,7 @@ const ROUNDS: [(Step, &str); 6] = [
 ];
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse(Backend::Epoll);
     cli::init_logging();
     let backend = cli.backend.choose(Backend::Epoll);
     QUIET.store(cli.emit == Emit::Json, Ordering::Relaxed);

@@ -52,7 +52,8 @@
 //! - A UTF-8 character split between two reads is held until complete
 //!   (`data.decode()` raises on it); invalid bytes print as `�`.
 
-use servers::cli;
+use servers::escape::escape;
+use servers::{cli, stdout};
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -60,6 +61,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 use reactor::{Acceptor, Backend, Events, Interest, Reactor, Token};
@@ -79,7 +81,7 @@ const MAX_PATH: usize = 107;
 #[command(version)]
 struct Cli {
     /// Path of the socket file
-    #[arg(long, default_value = "./sock_file")]
+    #[arg(long, default_value = "./sock_file", value_parser = non_empty_path)]
     path: PathBuf,
     #[command(flatten)]
     backend: cli::BackendArg,
@@ -121,11 +123,13 @@ impl SocketFile {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse(Backend::Epoll);
     cli::init_logging();
     let backend = cli.backend.choose(Backend::Epoll);
     let path = cli.path;
     let (listener, file) = bind(&path).unwrap_or_else(|err| cli::fail(err));
+    // Printing never blocks the loop: see servers::stdout.
+    stdout::install();
     let (reactor, listen) = server::with_listener(listener, backend);
     cli::announce(path.display(), backend);
     let result = serve(reactor, listen);
@@ -152,14 +156,16 @@ fn bind(path: &Path) -> Result<(UnixListener, SocketFile), String> {
                 "{shown} exists and is not a socket; not removing it (choose another --path)"
             ));
         }
-        Ok(_) => match UnixStream::connect(path) {
-            Ok(_) => return Err(format!("{shown}: another server is listening on it")),
-            Err(err) if err.raw_os_error() == Some(libc::ECONNREFUSED) => {
+        Ok(_) => match probe(path) {
+            Probe::Alive => return Err(format!("{shown}: another server is listening on it")),
+            Probe::Stale => {
                 log::info!("removing stale socket file {shown} (nobody answers on it)");
                 std::fs::remove_file(path)
                     .map_err(|err| format!("cannot remove stale socket {shown}: {err}"))?;
             }
-            Err(err) => return Err(format!("{shown} is a socket but cannot be checked: {err}")),
+            Probe::Unknown(err) => {
+                return Err(format!("{shown} is a socket but cannot be checked: {err}"));
+            }
         },
     }
     // The file gets 0777 & !umask: make that 0600 for the bind. The process
@@ -184,6 +190,127 @@ fn bind(path: &Path) -> Result<(UnixListener, SocketFile), String> {
     Ok((listener, file))
 }
 
+/// `--path`: any path but the empty one.
+fn non_empty_path(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        return Err("the path is empty".to_owned());
+    }
+    Ok(PathBuf::from(text))
+}
+
+/// What is behind a socket file.
+enum Probe {
+    /// A server: it accepted, or its backlog is full (the connect did not
+    /// finish within [`PROBE_WAIT`]), or it listened by the retry.
+    Alive,
+    /// Refused twice, [`PROBE_RETRY`] apart: nobody listens.
+    Stale,
+    /// Something else went wrong; nothing is removed.
+    Unknown(std::io::Error),
+}
+
+/// How long a connect may take before the server counts as alive and busy.
+const PROBE_WAIT: Duration = Duration::from_millis(500);
+
+/// A refused connect is tried again after this long: another process may
+/// have bound the path and be about to `listen`.
+const PROBE_RETRY: Duration = Duration::from_millis(250);
+
+/// Asks whether a server is behind the socket file at `path`, without
+/// ever blocking: a blocking `connect` to a live server whose backlog is
+/// full waits forever. "Refused" (`ECONNREFUSED`) means no listener: the
+/// file is stale — or another process has bound it and not yet called
+/// `listen`, so a refusal is believed only if it happens again after
+/// [`PROBE_RETRY`].
+fn probe(path: &Path) -> Probe {
+    match connect_within(path, PROBE_WAIT) {
+        Err(err) if err.raw_os_error() == Some(libc::ECONNREFUSED) => {}
+        Err(err) if err.kind() == ErrorKind::TimedOut => return Probe::Alive,
+        Err(err) => return Probe::Unknown(err),
+        Ok(()) => return Probe::Alive,
+    }
+    std::thread::sleep(PROBE_RETRY);
+    match connect_within(path, PROBE_WAIT) {
+        Err(err) if err.raw_os_error() == Some(libc::ECONNREFUSED) => Probe::Stale,
+        Err(err) if err.kind() == ErrorKind::TimedOut => Probe::Alive,
+        Err(err) => Probe::Unknown(err),
+        Ok(()) => Probe::Alive,
+    }
+}
+
+/// A non-blocking `connect` to `path`, waited for at most `wait`;
+/// `TimedOut` if it did not finish (a full backlog).
+fn connect_within(path: &Path, wait: Duration) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: socket takes no pointers; the descriptor is owned just below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_un is plain data, valid when zeroed.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    // The path's length was checked against sun_path by the caller.
+    for (dst, src) in addr.sun_path.iter_mut().zip(path.as_os_str().as_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: connect reads a sockaddr_un of the size given, from our stack.
+    let ret = unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        // A unix socket whose backlog is full answers EAGAIN at once (a
+        // blocking connect would wait for room): alive, just not accepting.
+        Some(libc::EAGAIN) => Err(ErrorKind::TimedOut.into()),
+        Some(libc::EINPROGRESS) => {
+            let mut pfd = libc::pollfd {
+                fd: socket.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            let ms = wait.as_millis().min(i32::MAX as u128) as libc::c_int;
+            // SAFETY: poll reads and writes one pollfd on our stack.
+            if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+                return Err(ErrorKind::TimedOut.into());
+            }
+            let mut so_error: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt writes one c_int and its length, both ours.
+            unsafe {
+                libc::getsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    (&mut so_error as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            match so_error {
+                0 => Ok(()),
+                code => Err(std::io::Error::from_raw_os_error(code)),
+            }
+        }
+        _ => Err(err),
+    }
+}
+
 /// The loop: accept, print, answer `Receive`, until SIGINT/SIGTERM.
 fn serve(mut reactor: Reactor<Source>, listen: Token) -> reactor::Result<()> {
     let mut acceptor = Acceptor::new();
@@ -197,15 +324,18 @@ fn serve(mut reactor: Reactor<Source>, listen: Token) -> reactor::Result<()> {
                 None => {}
                 Some(Source::Listener(_)) => {
                     server::accept_all(&mut reactor, listen, &mut acceptor, open, |_, err| {
-                        log::warn!("refusing a client: {err}");
+                        cli::warn_refused("a client", err);
                     })?
                 }
                 Some(Source::Stop(signals)) => {
                     if !server::stop_requested(signals) {
                         continue; // a spurious wake-up of the signal pipe
                     }
+                    stdout::finish();
                     return Ok(());
                 }
+                // stdout takes more of the messages waiting for it.
+                Some(Source::Stdout(_)) => stdout::on_writable(),
                 Some(Source::Conn(client)) => {
                     match handle(client, event.is_readable(), event.is_writable()) {
                         Some(interest) if interest == client.watching => {}
@@ -220,6 +350,7 @@ fn serve(mut reactor: Reactor<Source>, listen: Token) -> reactor::Result<()> {
                 }
             }
         }
+        stdout::watch(&mut reactor, Source::Stdout);
     }
 }
 
@@ -241,13 +372,15 @@ fn handle(client: &mut Client, readable: bool, writable: bool) -> Option<Interes
         match client.stream.read(&mut buf) {
             Ok(0) => {
                 if !client.partial.is_empty() {
-                    cli::say(format_args!("{}", String::from_utf8_lossy(&client.partial)));
+                    cli::say(escape(&String::from_utf8_lossy(&client.partial)));
                 }
                 return None;
             }
             Ok(n) => {
                 if let Some(text) = servers::course_server::decode(&mut client.partial, &buf[..n]) {
-                    cli::say(format_args!("{text}"));
+                    // Escaped, as Python's repr shows it: no terminal
+                    // escape or forged line gets through.
+                    cli::say(escape(&text));
                 }
                 client.pending.extend(REPLY);
             }

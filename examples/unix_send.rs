@@ -54,7 +54,7 @@ struct Cli {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse(Backend::Epoll);
     cli::init_logging();
     let backend = cli.backend.choose(Backend::Epoll);
     let shown = cli.path.display();

@@ -299,8 +299,7 @@ fn received_text_is_printed_escaped() {
         client.write_all(attack.as_bytes()).unwrap();
         let line = server.expect_line("Receive:", |l| l.starts_with("Receive: "));
         assert_eq!(
-            line,
-            r"Receive: hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444",
+            line, r"Receive: hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444",
             "[{backend}]"
         );
         read_n(&mut client, REPLY.len());
@@ -321,11 +320,9 @@ fn received_text_is_printed_escaped() {
 /// refusal flooded the log. Now at most one a second, with a count.
 #[test]
 fn select_refusals_are_warned_about_at_most_once_a_second() {
-    let server = Example::start_with(
-        "select_server",
-        &["--addr", "127.0.0.1:0"],
-        |command| occupy_fds(command, 20, 1024),
-    );
+    let server = Example::start_with("select_server", &["--addr", "127.0.0.1:0"], |command| {
+        occupy_fds(command, 20, 1024)
+    });
     let mut clients = Vec::new();
     for _ in 0..200 {
         clients.push(connect(&server));

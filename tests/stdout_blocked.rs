@@ -71,10 +71,8 @@ impl Server {
         let mut command = Command::new(example_path(name));
         let mut dir = None;
         if name == "unix_recv" {
-            let d = std::env::temp_dir().join(format!(
-                "reactor-stdout-{}-{backend}",
-                std::process::id()
-            ));
+            let d = std::env::temp_dir()
+                .join(format!("reactor-stdout-{}-{backend}", std::process::id()));
             let _ = std::fs::remove_dir_all(&d);
             std::fs::create_dir_all(&d).unwrap();
             command.args(["--path", d.join("sock").to_str().unwrap()]);
@@ -167,7 +165,10 @@ fn read_line(out: &mut File) -> String {
 fn message(name: &str) -> (Vec<u8>, &'static [u8]) {
     match name {
         // One i5sf record: (1, b'zhang', 1.75).
-        "struct_recv" => (b"\x01\x00\x00\x00zhang\x00\x00\x00\x00\x00\xe0\x3f".to_vec(), b""),
+        "struct_recv" => (
+            b"\x01\x00\x00\x00zhang\x00\x00\x00\x00\x00\xe0\x3f".to_vec(),
+            b"",
+        ),
         "unix_recv" => (b"ping".to_vec(), b"Receive"),
         _ => (b"ping".to_vec(), "收到了".as_bytes()),
     }
@@ -191,6 +192,22 @@ fn flood(server: &Server, name: &str) -> Conn {
             Err(e) => panic!("flood: {e}"),
         }
     }
+    // Until the server has read it all (nothing left in the hog's send
+    // queue), so the lines it printed are more than stdout could take.
+    let fd = match &hog {
+        Conn::Tcp(s) => s.as_raw_fd(),
+        Conn::Unix(s) => s.as_raw_fd(),
+    };
+    let deadline = Instant::now() + SOON;
+    loop {
+        let mut unsent: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ writes one int; `fd` is our open socket.
+        unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unsent) };
+        if unsent == 0 || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     hog
 }
 
@@ -213,7 +230,10 @@ fn others_are_served(server: &Server, name: &str, backend: &str) {
         .read_exact(&mut got)
         .unwrap_or_else(|e| panic!("[{name} {backend}] no reply while stdout is full: {e}"));
     assert_eq!(got, reply);
-    assert!(start.elapsed() < Duration::from_secs(2), "[{name} {backend}]");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "[{name} {backend}]"
+    );
 }
 
 fn stdout_full_never_freezes(name: &str) {
@@ -261,10 +281,13 @@ fn stdout_full_never_freezes(name: &str) {
         server.signal(libc::SIGTERM);
         let status = server.wait_exit(Duration::from_secs(3));
         let took = start.elapsed();
-        let status =
-            status.unwrap_or_else(|| panic!("[{name} {backend}] SIGTERM ignored while stdout is full"));
+        let status = status
+            .unwrap_or_else(|| panic!("[{name} {backend}] SIGTERM ignored while stdout is full"));
         assert_eq!(status.code(), Some(0), "[{name} {backend}]");
-        assert!(took < Duration::from_millis(1500), "[{name} {backend}] {took:?}");
+        assert!(
+            took < Duration::from_millis(1500),
+            "[{name} {backend}] {took:?}"
+        );
         drop((hog, hog2));
     });
 }

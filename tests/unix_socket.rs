@@ -450,7 +450,10 @@ fn a_socket_bound_but_not_yet_listening_is_left_alone() {
         let err = refused(&path, backend);
         assert!(err.contains("another server"), "[{backend}] {err}");
         let _socket = listener.join().unwrap();
-        assert!(path.exists(), "[{backend}] the other process's socket was removed");
+        assert!(
+            path.exists(),
+            "[{backend}] the other process's socket was removed"
+        );
     });
 }
 

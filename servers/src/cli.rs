@@ -7,14 +7,18 @@ use std::fmt::Display;
 use std::io::Write;
 use std::net::{TcpListener, ToSocketAddrs};
 use std::os::fd::AsRawFd;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use reactor::{Backend, Signals};
+
+use crate::stdout;
 
 /// `--addr` and `--backend`, flattened into each TCP example's own `Cli`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct NetArgs {
     /// Address to listen on (port 0 picks a free port)
-    #[arg(long, default_value = "127.0.0.1:8888")]
+    #[arg(long, default_value = "127.0.0.1:8888", value_parser = parse_addr)]
     pub addr: String,
     #[command(flatten)]
     pub backend: BackendArg,
@@ -26,6 +30,50 @@ pub struct BackendArg {
     /// select, poll or epoll [default: $REACTOR_BACKEND, else the example's own]
     #[arg(long)]
     pub backend: Option<Backend>,
+}
+
+/// `HOST:PORT` as `--addr` takes it: a port from 0 to 65535 and a host
+/// (a name, an IPv4 address, or an IPv6 one in brackets). Checked when the
+/// command line is parsed, so `--addr 0.0.0.0:99999` is a usage error
+/// (exit status 2) in every example, like any other bad flag value.
+///
+/// # Errors
+///
+/// What is wrong with it, for clap's `invalid value` message.
+pub fn parse_addr(text: &str) -> Result<String, String> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("expected HOST:PORT, e.g. 127.0.0.1:8888".to_owned());
+    };
+    if host.is_empty() {
+        return Err("the host is missing: expected HOST:PORT, e.g. 127.0.0.1:8888".to_owned());
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err("an IPv6 address goes in brackets: [::1]:8888".to_owned());
+    }
+    match port.parse::<u16>() {
+        Ok(_) => Ok(text.to_owned()),
+        Err(_) => Err(format!("port {port:?} is not a number from 0 to 65535")),
+    }
+}
+
+/// Parses the command line of an example whose own backend is `default`,
+/// with `--help` naming the backend it will use when `--backend` is not
+/// given: `[default: epoll]`, or `[default: poll, from REACTOR_BACKEND]`.
+/// Errors (and `--help`) exit as clap's `parse` does: status 2 (0).
+pub fn parse<C: clap::Parser>(default: Backend) -> C {
+    let using = match Backend::from_env() {
+        Ok(Some(backend)) => format!("{backend}, from {}", Backend::ENV_VAR),
+        Ok(None) => default.to_string(),
+        Err(_) => format!("{default}; {} is not a backend", Backend::ENV_VAR),
+    };
+    let mut command = C::command();
+    if command.get_arguments().any(|a| a.get_id() == "backend") {
+        command = command.mut_arg("backend", |arg| {
+            arg.help(format!("select, poll or epoll [default: {using}]"))
+        });
+    }
+    let matches = command.get_matches();
+    C::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
 
 impl BackendArg {
@@ -56,6 +104,9 @@ pub fn init_logging() {
 /// Prints the one line that says the server is ready, and flushes it: tests
 /// (and people) wait for it before connecting.
 pub fn announce(addr: impl Display, backend: Backend) {
+    if stdout::say(&format!("listening on {addr} (backend: {backend})")) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     // A closed stdout must not kill the server; it can still serve.
     let _ = writeln!(out, "listening on {addr} (backend: {backend})");
@@ -66,11 +117,22 @@ pub fn announce(addr: impl Display, backend: Backend) {
 /// it as it happens, and a server that forks must not leave it in a buffer
 /// the child would copy. A closed stdout (the server piped into `head`)
 /// must not kill a server that can still serve, so write errors are
-/// ignored where `println!` would panic.
+/// ignored where `println!` would panic. Once [`stdout::install`] has run,
+/// the line goes through its bounded, non-blocking queue instead.
 pub fn say(line: impl Display) {
+    if stdout::say(&line.to_string()) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+/// Prints a usage error (a flag value that cannot work), and exits with 2
+/// as clap does for the ones it catches itself.
+pub fn usage_error(what: impl Display) -> ! {
+    eprintln!("error: {what}");
+    std::process::exit(2);
 }
 
 /// Prints a fatal start-up error naming what failed, and exits with 1.
@@ -115,4 +177,28 @@ pub const LISTEN_BACKLOG: libc::c_int = 511;
 pub fn stop_signals() -> Signals {
     Signals::new(&[libc::SIGINT, libc::SIGTERM])
         .unwrap_or_else(|err| fail(format_args!("cannot install signal handlers: {err}")))
+}
+
+/// Refused connections (select and an fd ≥ 1024, say) warned about at
+/// most once a second, as the out-of-descriptors warning is: a flood of
+/// them is one line a second saying how many, not one line each.
+static REFUSALS: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
+
+/// Logs that the connection from `peer` was refused for `why`, at most
+/// once a second; the refusals in between are counted in the next line.
+pub fn warn_refused(peer: impl Display, why: impl Display) {
+    let mut guard = REFUSALS.lock().unwrap_or_else(|p| p.into_inner());
+    let (last, quiet) = &mut *guard;
+    let now = Instant::now();
+    if last.is_some_and(|t| now - t < Duration::from_secs(1)) {
+        *quiet += 1;
+        return;
+    }
+    if *quiet > 0 {
+        log::warn!("refusing {peer}: {why} ({quiet} more refused in the last second)");
+    } else {
+        log::warn!("refusing {peer}: {why}");
+    }
+    *last = Some(now);
+    *quiet = 0;
 }

@@ -5,7 +5,9 @@
 //! does not change when the system call does).
 //!
 //! Per event: the listener accepts ([`accept`]: `Connect from <peer>`); a
-//! client's data is printed (`Receive: <text>`) and answered with `收到了`
+//! client's data is printed (`Receive: <text>`, escaped as Python's `repr`
+//! shows text, so no client can move the cursor or forge a log line) and
+//! answered with `收到了`
 //! ([`serve`] decides, [`update`] applies); end of file or an error
 //! unregisters and closes the client (`Disconnect <peer>`) and the socket is
 //! never touched again. SIGINT/SIGTERM: [`shut_down`] closes everything.
@@ -18,6 +20,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use reactor::{Acceptor, Event, Interest, Reactor, Token};
 
 use crate::cli::{self, fail};
+use crate::escape::escape;
 use crate::server;
 
 /// The reply the course sends for every message.
@@ -79,7 +82,7 @@ pub fn accept(reactor: &mut Reactor<Source>, listen: Token, acceptor: &mut Accep
             })
         },
         |client, err| {
-            eprintln!("refusing {}: {err}", client.peer);
+            cli::warn_refused(client.peer, err);
             cli::say(format_args!("Disconnect {}", client.peer));
         },
     );
@@ -98,16 +101,16 @@ pub fn serve(client: &mut Client, event: &Event) -> Next {
             Ok(0) => {
                 if !client.partial.is_empty() {
                     // The character never completed: print what there is.
-                    cli::say(format_args!(
-                        "Receive: {}",
-                        String::from_utf8_lossy(&client.partial)
-                    ));
+                    let text = String::from_utf8_lossy(&client.partial);
+                    cli::say(format_args!("Receive: {}", escape(&text)));
                 }
                 return Next::Close;
             }
             Ok(n) => {
                 if let Some(text) = decode(&mut client.partial, &buf[..n]) {
-                    cli::say(format_args!("Receive: {text}"));
+                    // Escaped: a client's ESC or newline cannot rewrite
+                    // the terminal or forge a line of this log.
+                    cli::say(format_args!("Receive: {}", escape(&text)));
                 }
                 client.pending.extend(REPLY.as_bytes());
             }

@@ -38,6 +38,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use reactor::{Acceptor, Backend, Events, Interest, Signals, Token, WriteQueue};
 
+use crate::cli;
 use crate::server;
 
 /// Limits of the echo engine.
@@ -129,10 +130,12 @@ pub fn serve(
                         |stream, _| open(stream, max_pending),
                         |_, err| {
                             // select and an fd ≥ 1024, say: this client goes, the others stay.
-                            log::warn!("echo: refusing a client: {err}");
+                            cli::warn_refused("an echo client", err);
                         },
                     )?;
                 }
+                // Echo prints nothing per message: stdout is never watched.
+                Some(Source::Stdout(_)) => {}
                 Some(Source::Stop(signals)) => {
                     // An empty read is a spurious wake-up, not a request to stop.
                     if !server::stop_requested(signals) {

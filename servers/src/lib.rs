@@ -12,6 +12,8 @@
 //! | [`http`] | `http_server` |
 //! | [`records`] | `struct_send`, `struct_recv` |
 //! | [`server`] | every server with a listener: `Source`, the accept loop |
+//! | [`stdout`] | the servers that print per message: stdout that never blocks |
+//! | [`escape`] | the same servers: client text printed as Python's `repr` shows it |
 //!
 //! It is a package of its own (`publish = false`) rather than a module each
 //! example includes, so that every piece is compiled once and an unused one
@@ -21,7 +23,9 @@ pub mod chat;
 pub mod cli;
 pub mod course_server;
 pub mod echo_engine;
+pub mod escape;
 pub mod http;
 pub mod prefork;
 pub mod records;
 pub mod server;
+pub mod stdout;

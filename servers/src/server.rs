@@ -25,6 +25,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use reactor::{Accepted, Acceptor, Backend, Interest, Reactor, Signals, Token};
 
 use crate::cli;
+use crate::stdout::StdoutFd;
 
 /// Everything a server's reactor watches: the course's `fdmap` values.
 pub enum Source<C, L = TcpListener> {
@@ -34,6 +35,9 @@ pub enum Source<C, L = TcpListener> {
     Stop(Signals),
     /// One connection, with whatever state the server keeps for it.
     Conn(C),
+    /// stdout, watched for writable while printed lines wait for it
+    /// (see [`crate::stdout`]).
+    Stdout(StdoutFd),
 }
 
 impl<C: AsFd, L: AsFd> AsFd for Source<C, L> {
@@ -42,6 +46,7 @@ impl<C: AsFd, L: AsFd> AsFd for Source<C, L> {
             Source::Listener(l) => l.as_fd(),
             Source::Stop(s) => s.as_fd(),
             Source::Conn(c) => c.as_fd(),
+            Source::Stdout(s) => s.as_fd(),
         }
     }
 }
