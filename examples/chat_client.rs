@@ -27,12 +27,19 @@
 //! name is simply the first line typed; the server's `* `/`! ` lines say
 //! whether it was taken.
 //!
-//! **Ending.** When the server closes the connection, the client exits 0.
-//! At end of input (Ctrl-D, or the end of a piped file) it sends what is
-//! queued, shuts down its writing half — the server sees end of file, tells
-//! the others `* <name> left` and closes — and exits 0 when the server has
-//! closed, so every line the server sent before is printed. `/quit` works
-//! the same way from the server's side.
+//! Every line typed goes to the server, commands included: `/who`,
+//! `/help` (the list of commands) and `/quit` are answered by the room.
+//!
+//! **Ending.** When the server closes the connection the client says so on
+//! stderr, `* connection closed by server`, and exits: with status 0 if
+//! that was expected — the server said `* server shutting down`, or this
+//! side left (`/quit`, or end of input) — and 1 otherwise (the server
+//! vanished, or closed it for a login timeout, say). At end of input
+//! (Ctrl-D, or the end of a piped file) it sends what is queued, shuts down
+//! its writing half — the server sees end of file, tells the others
+//! `* <name> left` and closes — and exits when the server has closed, so
+//! every line the server sent before is printed. `/quit` works the same
+//! way from the server's side.
 
 use servers::cli;
 
@@ -52,7 +59,7 @@ const MAX_PENDING: usize = 64 * 1024;
 #[command(version)]
 struct Cli {
     /// The server's address
-    #[arg(long, default_value = "127.0.0.1:8888")]
+    #[arg(long, default_value = "127.0.0.1:8888", value_parser = cli::parse_addr)]
     addr: String,
     #[command(flatten)]
     backend: cli::BackendArg,
@@ -101,10 +108,56 @@ struct Client {
     watching: Interest,
     /// Writing half shut down (after end of input).
     shut: bool,
+    /// The lines the server sent, watched for `* server shutting down`.
+    from_server: LineWatch,
+    /// The lines typed, watched for `/quit`.
+    typed: LineWatch,
+}
+
+/// Watches a byte stream for one exact line, without keeping more than the
+/// start of the current line.
+struct LineWatch {
+    /// The line looked for, without its `\n`.
+    want: &'static [u8],
+    /// The start of the current line (at most `want.len() + 1` bytes).
+    current: Vec<u8>,
+    /// Whether the line has been seen.
+    seen: bool,
+}
+
+impl LineWatch {
+    fn new(want: &'static [u8]) -> LineWatch {
+        LineWatch {
+            want,
+            current: Vec::new(),
+            seen: false,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.seen |= self.current.trim_ascii_end() == self.want;
+                self.current.clear();
+            } else if self.current.len() <= self.want.len() + 8 {
+                self.current.push(byte);
+            }
+        }
+    }
+}
+
+/// What reading from the server found.
+enum Heard {
+    /// Lines (or nothing yet): keep going.
+    More,
+    /// End of file: the server closed the connection.
+    Closed,
+    /// Our stdout is gone (its reader left): nothing left to do.
+    NoReader,
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse(Backend::Epoll);
     cli::init_logging();
     let backend = cli.backend.choose(Backend::Epoll);
     let stream = match TcpStream::connect(&cli.addr) {
@@ -132,16 +185,23 @@ fn main() {
         pending: Vec::new(),
         watching: Interest::READABLE,
         shut: false,
+        from_server: LineWatch::new(b"* server shutting down"),
+        typed: LineWatch::new(b"/quit"),
     };
     match client.run() {
-        Ok(()) => {}
+        Ok(Heard::Closed) => {
+            eprintln!("* connection closed by server");
+            let expected = client.from_server.seen || client.typed.seen || client.shut;
+            std::process::exit(if expected { 0 } else { 1 });
+        }
+        Ok(_) => {}
         Err(err) => cli::fail(err),
     }
 }
 
 impl Client {
-    /// Runs until the server closes the connection.
-    fn run(&mut self) -> Result<(), String> {
+    /// Runs until the server closes the connection (or stdout goes away).
+    fn run(&mut self) -> Result<Heard, String> {
         let mut events = Events::with_capacity(8);
         loop {
             let direct = matches!(self.stdin, Stdin::Direct);
@@ -156,18 +216,21 @@ impl Client {
                 .map_err(|e| e.to_string())?;
             for event in &events {
                 match self.reactor.get_mut(event.token()) {
-                    // The server closed: done.
-                    Some(Source::Server(stream))
-                        if event.is_readable() && !from_server(stream)? =>
-                    {
-                        return Ok(());
+                    Some(Source::Server(stream)) if event.is_readable() => {
+                        match from_server(stream, &mut self.from_server)? {
+                            Heard::More => {}
+                            done => return Ok(done),
+                        }
                     }
                     Some(Source::Server(_)) => {}
                     Some(Source::Stdin(file)) => {
                         let mut buf = [0u8; 4096];
                         match file.read(&mut buf) {
                             Ok(0) => self.stdin_done(),
-                            Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                            Ok(n) => {
+                                self.typed.feed(&buf[..n]);
+                                self.pending.extend_from_slice(&buf[..n]);
+                            }
                             Err(e) if e.kind() == ErrorKind::Interrupted => {}
                             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                             Err(err) => {
@@ -187,7 +250,10 @@ impl Client {
         let mut buf = [0u8; 4096];
         match std::io::stdin().lock().read(&mut buf) {
             Ok(0) => self.stdin_done(),
-            Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                self.typed.feed(&buf[..n]);
+                self.pending.extend_from_slice(&buf[..n]);
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => self.stdin_done(),
         }
@@ -253,22 +319,25 @@ impl Client {
     }
 }
 
-/// Prints what the server sent; `false` when it has closed the connection.
-fn from_server(mut stream: &TcpStream) -> Result<bool, String> {
+/// Prints what the server sent, watching its lines.
+fn from_server(mut stream: &TcpStream, lines: &mut LineWatch) -> Result<Heard, String> {
     let mut buf = [0u8; 16 * 1024];
     match stream.read(&mut buf) {
-        Ok(0) => Ok(false),
+        Ok(0) => Ok(Heard::Closed),
         Ok(n) => {
+            lines.feed(&buf[..n]);
             let mut out = std::io::stdout().lock();
             // A closed stdout (the reader went away): nothing left to do.
             if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
-                return Ok(false);
+                return Ok(Heard::NoReader);
             }
-            Ok(true)
+            Ok(Heard::More)
         }
         Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
-            Ok(true)
+            Ok(Heard::More)
         }
+        // A reset is the server closing too, just less politely.
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => Ok(Heard::Closed),
         Err(err) => Err(format!("connection lost: {err}")),
     }
 }
