@@ -86,7 +86,7 @@ struct Cli {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse(Backend::Epoll);
     cli::init_logging();
     let workers = cli.workers.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -572,7 +572,14 @@ fn dead(pid: i32) -> bool {
 #[test]
 fn workers_die_with_a_killed_parent() {
     for_each_backend(|backend| {
-        let args = ["--addr", "127.0.0.1:0", "--workers", "2", "--backend", backend];
+        let args = [
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--backend",
+            backend,
+        ];
         let mut example = Example::start("prefork_echo", &args);
         let parent = example.pid();
         let mut said = false;
@@ -587,7 +594,10 @@ fn workers_die_with_a_killed_parent() {
                 said |= line.contains(&format!("pid {parent}"));
             }
         }
-        assert!(said, "[{backend}] the parent's pid is not printed before the workers");
+        assert!(
+            said,
+            "[{backend}] the parent's pid is not printed before the workers"
+        );
         echo_once(&example, b"before");
         let addr = example.addr();
         kill(parent, libc::SIGKILL);

@@ -119,6 +119,11 @@ impl Prefork {
         }
         log::info!("{} workers, child mode {}", self.workers, self.mode);
         cli::announce(local, self.backend);
+        // SAFETY: getpid takes no arguments and cannot fail.
+        let pid = unsafe { libc::getpid() };
+        cli::say(format_args!(
+            "supervisor pid {pid}; its workers: ps --ppid {pid}"
+        ));
 
         let mut supervisor = Supervisor {
             serve: Box::new(serve),
