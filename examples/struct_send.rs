@@ -27,7 +27,10 @@
 //! fields, or as Python prints the tuple, so `struct_recv`'s output can be
 //! fed back in: integers (`-3`, `0x1f`), floats (`1.75`, `inf`), booleans
 //! (`True`), bytes as plain text (`zhang`) or a Python literal
-//! (`b'zh\x00'`). Each record sent is echoed as `sent (…)`.
+//! (`b'zh\x00'`). Each record sent is echoed as `sent (…)`, showing what
+//! was packed (what `struct_recv` will print), and a bytes value cut short
+//! by its field is warned about on stderr: Python's `struct` truncates it
+//! silently.
 //!
 //! **The bug, and the fix.** `s.send(data)` may send only part of the
 //! record and says how much in its return value, which the Python ignores
@@ -42,6 +45,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::net::TcpStream;
 
 use clap::Parser;
+use reactor::Backend;
 use reactor::codec::{Struct, Value, Values};
 
 use servers::records::{parse_format, parse_record};
@@ -57,7 +61,7 @@ With neither --values nor --stdin, sends the course's record (1, b'zhang', 1.75)
 )]
 struct Cli {
     /// Address of the receiver
-    #[arg(long, default_value = "127.0.0.1:8888")]
+    #[arg(long, default_value = "127.0.0.1:8888", value_parser = cli::parse_addr)]
     addr: String,
     /// Python struct format of one record
     #[arg(long, default_value = "i5sf", value_parser = parse_format)]
@@ -71,7 +75,7 @@ struct Cli {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse(Backend::Epoll);
     cli::init_logging();
     let st = &cli.format;
     let mut records = Vec::new();
@@ -91,8 +95,8 @@ fn main() {
     // Check every command-line record before connecting.
     let mut packed = Vec::new();
     for values in &records {
-        match st.pack(values) {
-            Ok(bytes) => packed.push((bytes, Values(values).to_string())),
+        match pack(st, values) {
+            Ok(record) => packed.push(record),
             Err(err) => usage(format_args!("record {}: {err}", Values(values))),
         }
     }
@@ -111,13 +115,10 @@ fn main() {
             if line.trim().is_empty() {
                 continue;
             }
-            let packed = parse_record(st, &line).and_then(|values| {
-                st.pack(&values)
-                    .map(|b| (b, values))
-                    .map_err(|e| e.to_string())
-            });
+            let packed = parse_record(st, &line)
+                .and_then(|values| pack(st, &values).map_err(|e| e.to_string()));
             match packed {
-                Ok((bytes, values)) => send(&mut stream, &bytes, &Values(&values).to_string()),
+                Ok((bytes, shown)) => send(&mut stream, &bytes, &shown),
                 Err(why) => {
                     eprintln!("error: line {}: {why}; skipped", number + 1);
                     bad = true;
@@ -126,6 +127,30 @@ fn main() {
         }
     }
     std::process::exit(i32::from(bad));
+}
+
+/// Packs one record; returns its bytes and what they hold, as Python
+/// prints the tuple `st.unpack` would give back — which is what goes on
+/// the wire, not what was typed: `--values 4,你好,2.5` with `5s` sends
+/// only the first 5 of the 6 bytes of `你好`, and an `f` holds 1.1 as
+/// 1.100000023841858. A bytes value cut short is warned about on stderr,
+/// as Python's `struct` silently does not.
+fn pack(st: &Struct, values: &[Value]) -> reactor::Result<(Vec<u8>, String)> {
+    let bytes = st.pack(values)?;
+    let sent = st.unpack(&bytes)?;
+    for (index, (given, kept)) in values.iter().zip(&sent).enumerate() {
+        if let (Value::Bytes(given), Value::Bytes(kept)) = (given, kept)
+            && given.len() > kept.len()
+        {
+            eprintln!(
+                "warning: field {index}: {} bytes truncated to {} ({} sent)",
+                given.len(),
+                kept.len(),
+                sent[index],
+            );
+        }
+    }
+    Ok((bytes, Values(&sent).to_string()))
 }
 
 /// Writes one whole record (`sendall`), or exits with a message.

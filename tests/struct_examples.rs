@@ -333,7 +333,14 @@ fn struct_send_prints_what_was_packed_and_warns_on_truncation() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let out = Command::new(example_path("struct_send"))
-        .args(["--addr", &addr, "--values", "4,你好,2.5", "--values", "5,li,1.1"])
+        .args([
+            "--addr",
+            &addr,
+            "--values",
+            "4,你好,2.5",
+            "--values",
+            "5,li,1.1",
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -346,7 +353,9 @@ fn struct_send_prints_what_was_packed_and_warns_on_truncation() {
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("truncated")).collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(
-        warnings[0].contains("field 1") && warnings[0].contains("6 bytes") && warnings[0].contains('5'),
+        warnings[0].contains("field 1")
+            && warnings[0].contains("6 bytes")
+            && warnings[0].contains('5'),
         "{stderr}"
     );
     let (mut conn, _) = listener.accept().unwrap();
