@@ -33,8 +33,8 @@ struct Cli {
     #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1..=1 << 34))]
     max_queue: u64,
     /// Most connections at once (logged in or not); more get `! room full`
-    #[arg(long, default_value_t = 10_000)]
-    max_clients: usize,
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_clients: u32,
 }
 
 /// A number of seconds, possibly fractional, positive and finite.
@@ -49,14 +49,14 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse(Backend::Epoll);
     cli::init_logging();
     let backend = cli.net.backend.choose(Backend::Epoll);
     let config = Config {
         max_line: cli.max_line as usize,
         login_timeout: cli.login_timeout,
         max_queue: usize::try_from(cli.max_queue).unwrap_or(usize::MAX),
-        max_clients: cli.max_clients,
+        max_clients: cli.max_clients as usize,
     };
     chat::serve(&cli.net, backend, config);
 }

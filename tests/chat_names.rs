@@ -1,13 +1,12 @@
 //! The chat room's pure logic, run by `cargo test`: name rules and
 //! collision keys (docs/reliability.md#hostile-chat-names), message
-//! cleaning (docs/reliability.md#impersonation) and the bounded queue of
-//! shared lines (docs/reliability.md#slow-readers). The modules are the
+//! cleaning (docs/reliability.md#impersonation) and a member's bounded
+//! queue (docs/reliability.md#slow-readers). The modules are the
 //! server's own, from the `servers` package.
 
 use servers::chat::{names, protocol, queue};
 
 use std::io::Write;
-use std::rc::Rc;
 
 #[test]
 fn valid_names() {
@@ -53,10 +52,25 @@ fn invalid_names_say_why() {
         (b"SERVER", "reserved"),
         ("ａｄｍｉｎ".as_bytes(), "reserved"),
         (b"[admin]", "may not start with ["),
-        (b"*", "may not start with *"),
+        (b"*x", "may not start with *"),
         (b"!bang", "may not start with !"),
         ("［x".as_bytes(), "may not start with ["),
         ("＊x".as_bytes(), "may not start with *"),
+        // Invisible (Default_Ignorable), blank, stacked, mixed, look-alike.
+        ("obs\u{34F}erver".as_bytes(), "invisible character (U+034F)"),
+        ("alice\u{FE0F}".as_bytes(), "invisible character (U+FE0F)"),
+        ("\u{3164}".as_bytes(), "invisible character (U+3164)"),
+        ("\u{2800}".as_bytes(), "no letter or digit"),
+        (b"*", "no letter or digit"),
+        (
+            "a\u{301}\u{302}\u{303}\u{304}".as_bytes(),
+            "combining marks",
+        ),
+        ("\u{430}dmin".as_bytes(), "mixes scripts (Cyrillic, Latin)"),
+        (
+            "\u{455}\u{435}\u{433}\u{475}\u{435}\u{433}".as_bytes(),
+            "reserved",
+        ),
     ];
     for (raw, why) in cases {
         let err = names::validate(raw).expect_err(&format!("{raw:?} accepted"));
@@ -74,6 +88,12 @@ fn collision_keys_fold_width_and_case() {
     assert_eq!(key("ﬁsh"), "fish"); // the fi ligature
     assert_ne!(key("alice"), key("alicé"));
     assert_eq!(key("张三"), "张三");
+    // Confusable skeletons (TR39): what reads the same collides.
+    assert_eq!(key("a1ice"), "alice");
+    assert_eq!(key("0bserver"), key("observer"));
+    assert_eq!(key("rnallory"), key("mallory"));
+    // A few combining marks are fine (Vietnamese needs two).
+    assert!(names::validate("e\u{301}\u{323}va".as_bytes()).is_ok());
 }
 
 #[test]
@@ -156,13 +176,12 @@ impl Write for Trickle {
 }
 
 #[test]
-fn queue_is_bounded_shares_lines_and_keeps_order_across_partial_writes() {
-    let mut q = queue::OutQueue::new(50); // 11 + 16 for the first line, 4 + 16 for the third
-    let line: protocol::Bytes = Rc::from(&b"0123456789\n"[..]);
-    assert!(q.push(line.clone()));
-    assert!(!q.push(Rc::from(&b"0123456789\n"[..])), "past the bound");
-    assert_eq!(Rc::strong_count(&line), 2, "shared, not copied");
-    assert!(q.push(Rc::from(&b"abc\n"[..])));
+fn queue_is_bounded_in_memory_and_keeps_order_across_partial_writes() {
+    let mut q = queue::OutQueue::new(15);
+    assert!(q.push(b"0123456789\n"));
+    assert!(!q.push(b"0123456789\n"), "past the bound");
+    assert!(q.push(b"abc\n"));
+    assert!(q.capacity() <= 15, "the allocation is the bound");
     let mut out = Trickle {
         out: Vec::new(),
         chunk: 3,
@@ -171,9 +190,29 @@ fn queue_is_bounded_shares_lines_and_keeps_order_across_partial_writes() {
     q.write_to(&mut out).unwrap();
     assert_eq!(out.out, b"0123456");
     assert_eq!(q.queued(), 8);
+    // Room made by the partial write is reused, not grown into.
+    assert!(q.push(b"xyz\n"));
+    assert!(q.capacity() <= 15);
     out.budget = 100;
     q.write_to(&mut out).unwrap();
-    assert_eq!(out.out, b"0123456789\nabc\n");
+    assert_eq!(out.out, b"0123456789\nabc\nxyz\n");
     assert!(q.is_empty());
-    assert_eq!(Rc::strong_count(&line), 1);
+}
+
+#[test]
+fn a_queue_never_allocates_past_its_bound_and_frees_a_burst() {
+    let limit = 1_000_000;
+    let mut q = queue::OutQueue::new(limit);
+    let line = [b'm'; 5];
+    while q.push(&line) {
+        assert!(q.capacity() <= limit, "{} > {limit}", q.capacity());
+    }
+    assert!(q.queued() > limit - line.len());
+    let mut out = Trickle {
+        out: Vec::new(),
+        chunk: usize::MAX,
+        budget: usize::MAX,
+    };
+    q.write_to(&mut out).unwrap();
+    assert_eq!(q.capacity(), 0, "a drained burst gives its memory back");
 }

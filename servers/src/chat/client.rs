@@ -3,11 +3,12 @@
 //! A connection goes through three states:
 //!
 //! ```text
-//!   accept ──▶ Naming ──valid, free name──▶ Member ──/quit, EOF, error, too slow──▶ gone
+//!   accept ──▶ Naming ──valid, free name──▶ Member ──error, too slow──▶ gone
 //!                │  ▲ invalid / taken name     │
 //!                │  └───────────────────────────┘ (stays Naming)
 //!                ├──login timeout──▶ Closing ──queue flushed (or 1 s)──▶ gone
-//!                └──/quit, EOF, error──▶ gone (nobody is told: it never joined)
+//!                └──error──▶ gone (nobody is told: it never joined)
+//!   Naming or Member ──/quit, EOF──▶ Closing (out of the room at once)
 //!   any state ──SIGINT/SIGTERM──▶ Closing
 //! ```
 //!
@@ -20,6 +21,7 @@ use reactor::codec::LineBuffer;
 use reactor::{Interest, TimerId};
 
 use super::queue::OutQueue;
+use super::telnet::Telnet;
 
 /// Where a connection is in its life.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,6 +49,9 @@ pub struct Client {
     pub queue: OutQueue,
     /// Naming, member or closing.
     pub state: State,
+    /// Where its input is in telnet's grammar (a command may be split
+    /// across reads).
+    pub telnet: Telnet,
     /// What the reactor watches it for now (writable only while the queue
     /// is not empty: an idle writable interest would wake the loop forever).
     pub watching: Interest,
@@ -66,6 +71,7 @@ impl Client {
             lines: Some(LineBuffer::new(max_line)),
             queue: OutQueue::new(max_queue),
             state: State::Naming { timer: None },
+            telnet: Telnet::default(),
             watching: Interest::READABLE,
             dirty: false,
             doomed: false,

@@ -28,7 +28,8 @@
 //! | `protocol.rs` | every line the server sends; cleaning message text |
 //! | `room.rs` | members in join order, names taken |
 //! | `client.rs` | one connection's state |
-//! | `queue.rs` | the bounded queue of shared lines |
+//! | `queue.rs` | a member's bounded queue of unsent bytes |
+//! | `telnet.rs` | telnet's option negotiation, stripped and refused |
 
 mod client;
 pub mod names;
@@ -36,5 +37,6 @@ pub mod protocol;
 pub mod queue;
 mod room;
 mod server;
+pub mod telnet;
 
 pub use server::{Config, serve};

@@ -33,9 +33,41 @@ pub fn prompt() -> Bytes {
     line("* enter your name".to_owned())
 }
 
-/// To a client that just logged in: its name and who is online (it included).
+/// Most names the welcome and `/who` lines list; the rest are counted
+/// (`… and 9950 more`), so these lines stay a few KiB in any room.
+pub const ROSTER_NAMES: usize = 50;
+
+/// Longest name in bytes: 32 characters of at most 4 bytes.
+const NAME_BYTES: usize = 32 * 4;
+
+/// The longest line the server may send to one client, for clients whose
+/// lines are at most `max_line` bytes: a message (`name: text`, where each
+/// invalid byte of the text may become a 3-byte U+FFFD), or the welcome
+/// with a full roster. A `--max-queue` smaller than this could not hold
+/// one line, and every member would be dropped as too slow by it.
+pub fn longest_line(max_line: usize) -> usize {
+    let message = NAME_BYTES + ": ".len() + 3 * max_line + 1;
+    let roster = "* welcome , online: ".len()
+        + NAME_BYTES
+        + ROSTER_NAMES * (NAME_BYTES + ", ".len())
+        + "… and 18446744073709551615 more\n".len();
+    message.max(roster)
+}
+
+/// `n1, n2, …`: the first [`ROSTER_NAMES`] names, then how many more.
+fn roster(online: &[&str]) -> String {
+    let shown = online.len().min(ROSTER_NAMES);
+    let mut text = online[..shown].join(", ");
+    if online.len() > shown {
+        text.push_str(&format!(", … and {} more", online.len() - shown));
+    }
+    text
+}
+
+/// To a client that just logged in: its name and who is online (it
+/// included), the first [`ROSTER_NAMES`] of them.
 pub fn welcome(name: &str, online: &[&str]) -> Bytes {
-    line(format!("* welcome {name}, online: {}", online.join(", ")))
+    line(format!("* welcome {name}, online: {}", roster(online)))
 }
 
 /// To everyone else when a member logs in.
@@ -43,9 +75,15 @@ pub fn joined(name: &str) -> Bytes {
     line(format!("* {name} joined"))
 }
 
-/// Answer to `/who`, to the asker only.
+/// Answer to `/who`, to the asker only: the first [`ROSTER_NAMES`]
+/// members, then how many more.
 pub fn who(online: &[&str]) -> Bytes {
-    line(format!("* online: {}", online.join(", ")))
+    line(format!("* online: {}", roster(online)))
+}
+
+/// Answer to `/help`, to the asker only.
+pub fn help() -> Bytes {
+    line("* commands: /who, /quit, /help".to_owned())
 }
 
 /// To everyone else when a member leaves.
@@ -105,6 +143,8 @@ pub enum Command<'a> {
     Who,
     /// `/quit`
     Quit,
+    /// `/help`
+    Help,
     /// Anything else: a name (before login) or a message (after).
     Text(&'a [u8]),
 }
@@ -115,6 +155,7 @@ pub fn parse(line: &[u8]) -> Command<'_> {
     match line.trim_ascii_end() {
         b"/who" => Command::Who,
         b"/quit" => Command::Quit,
+        b"/help" => Command::Help,
         _ => Command::Text(line),
     }
 }

@@ -1,48 +1,37 @@
-//! A member's bounded write queue of shared lines.
+//! A member's bounded write queue: its unsent bytes, contiguous.
 //!
-//! A broadcast is encoded once into a reference-counted [`Bytes`]; each
-//! member's queue holds a reference to it (a pointer and a count, not a
-//! copy), plus, for the line at the front, how much of it the socket has
-//! already taken. Lines leave in the order they were queued, so nothing is
-//! ever reordered, and a line is only ever cut by a partial `write` that
-//! the next write continues.
+//! Each line queued for a member is copied into that member's queue, one
+//! byte after the other in a single allocation, so the memory a queue holds
+//! is its allocation and nothing else: no per-line header, no pointer, no
+//! allocator chunk per line. The allocation never grows past the bound
+//! (`--max-queue`), so one member that does not read holds at most
+//! `--max-queue` bytes of the server's memory; a line that would not fit is
+//! refused and the caller drops the member as too slow (RELIABILITY S1),
+//! which frees the allocation at once. A queue that drains gives a large
+//! allocation back, so an idle member costs little.
 //!
-//! The bound (`--max-queue`) is on the bytes not yet written, each line
-//! charged 16 bytes more for its place in the ring. A line that
-//! would take the queue past it is refused, and the caller drops the member
-//! as too slow (docs/reliability.md, "Slow readers"): one member that does not read can hold at
-//! most `--max-queue` bytes of the server's memory, and never slows the
-//! others, since nothing ever waits for it.
+//! Bytes leave in the order they were queued, so nothing is ever reordered,
+//! and a line is only ever cut by a partial `write` that the next write
+//! continues.
+//!
+//! Why not `reactor::WriteQueue`: its allocation grows by doubling, so it
+//! may hold up to twice its high-water mark, and the chat's bound is a
+//! promise about memory; here growth is capped at the bound itself.
 
-use std::collections::VecDeque;
-use std::io::{self, ErrorKind, IoSlice, Write};
+use std::io::{self, ErrorKind, Write};
 
-use super::protocol::Bytes;
+/// A drained queue keeps an allocation up to this size for the next burst,
+/// and frees a larger one.
+const KEEP_CAPACITY: usize = 16 * 1024;
 
-/// What one queued line costs beyond its bytes: the `Rc<[u8]>` in the
-/// ring (a pointer and a length). The line's bytes are shared, but each
-/// member is charged for them in full, so the bound holds per member.
-const ENTRY_COST: usize = std::mem::size_of::<Bytes>();
-
-/// An emptied queue whose ring holds more slots than this frees it.
-const SHRINK_ABOVE: usize = 256;
-
-/// How many lines one `writev` hands the kernel at most.
-const MAX_IOVECS: usize = 64;
-
-/// Lines waiting for a socket to take them.
+/// Bytes waiting for a socket to take them.
 #[derive(Debug)]
 pub struct OutQueue {
-    /// The lines, oldest first.
-    lines: VecDeque<Bytes>,
-    /// Bytes of the front line already written.
-    offset: usize,
-    /// Bytes queued and not yet written.
-    queued: usize,
-    /// What the queue charges against the limit: the bytes, plus the
-    /// reference each line costs in the ring.
-    charged: usize,
-    /// Most bytes the queue may hold.
+    /// The queued bytes are `buf[head..]`.
+    buf: Vec<u8>,
+    /// Bytes at the front already written.
+    head: usize,
+    /// Most bytes the queue (and its allocation) may hold.
     limit: usize,
 }
 
@@ -50,39 +39,53 @@ impl OutQueue {
     /// An empty queue holding at most `limit` bytes.
     pub fn new(limit: usize) -> OutQueue {
         OutQueue {
-            lines: VecDeque::new(),
-            offset: 0,
-            queued: 0,
-            charged: 0,
+            buf: Vec::new(),
+            head: 0,
             limit,
         }
     }
 
-    /// Queues `line` unless that would pass the limit; `false` if refused.
-    pub fn push(&mut self, line: Bytes) -> bool {
-        let cost = line.len() + ENTRY_COST;
-        if self.charged + cost > self.limit {
+    /// Queues `bytes` unless that would pass the limit; `false` if refused
+    /// (nothing is queued then: never half a line).
+    pub fn push(&mut self, bytes: &[u8]) -> bool {
+        let queued = self.queued();
+        if queued + bytes.len() > self.limit {
             return false;
         }
-        self.queued += line.len();
-        self.charged += cost;
-        self.lines.push_back(line);
+        if self.buf.len() + bytes.len() > self.buf.capacity() {
+            // Reuse the written front before growing.
+            if self.head > 0 {
+                self.buf.drain(..self.head);
+                self.head = 0;
+            }
+            let need = self.buf.len() + bytes.len();
+            if need > self.buf.capacity() {
+                // Double, as Vec would, but never past the limit.
+                let target = need.max(self.buf.capacity() * 2).min(self.limit);
+                self.buf.reserve_exact(target - self.buf.len());
+            }
+        }
+        self.buf.extend_from_slice(bytes);
         true
     }
 
     /// Whether everything has been written.
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.head == self.buf.len()
     }
 
     /// Bytes not yet written.
     pub fn queued(&self) -> usize {
-        self.queued
+        self.buf.len() - self.head
     }
 
-    /// Writes (with `writev`, up to 64 lines a call) until the queue is
-    /// empty or the socket would block. Partial writes are normal: the rest
-    /// waits for the next writable event.
+    /// Bytes of memory the queue holds (its allocation).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Writes until the queue is empty or the socket would block. Partial
+    /// writes are normal: the rest waits for the next writable event.
     ///
     /// # Errors
     ///
@@ -90,47 +93,21 @@ impl OutQueue {
     /// `ECONNRESET`, `EPIPE` — Rust ignores SIGPIPE, so it is an error here,
     /// not a death).
     pub fn write_to(&mut self, out: &mut impl Write) -> io::Result<()> {
-        while !self.lines.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (i, line) in self.lines.iter().take(MAX_IOVECS).enumerate() {
-                let skip = if i == 0 { self.offset } else { 0 };
-                slices[i] = IoSlice::new(&line[skip..]);
-                count += 1;
-            }
-            match out.write_vectored(&slices[..count]) {
+        while !self.is_empty() {
+            match out.write(&self.buf[self.head..]) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => self.consume(n),
+                Ok(n) => self.head += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+        // Drained: start again at the front, and give a burst's memory back.
+        self.buf.clear();
+        self.head = 0;
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = Vec::new();
+        }
         Ok(())
-    }
-
-    /// Forgets the first `n` written bytes.
-    fn consume(&mut self, mut n: usize) {
-        self.queued -= n;
-        while n > 0 {
-            let Some(front) = self.lines.front() else {
-                break;
-            };
-            let left = front.len() - self.offset;
-            if n < left {
-                self.offset += n;
-                return;
-            }
-            n -= left;
-            self.offset = 0;
-            if let Some(line) = self.lines.pop_front() {
-                self.charged -= line.len() + ENTRY_COST;
-            }
-        }
-        // A burst grew the ring; once drained, give the memory back so an
-        // idle member costs little.
-        if self.lines.is_empty() && self.lines.capacity() > SHRINK_ABOVE {
-            self.lines = VecDeque::new();
-        }
     }
 }

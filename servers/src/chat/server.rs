@@ -86,8 +86,18 @@ struct Chat {
 }
 
 /// Runs the chat room on `net.addr` until SIGINT/SIGTERM; start-up
-/// failures print an error and exit 1.
+/// failures print an error and exit 1. A `--max-queue` that cannot hold
+/// the longest line the server may send is a usage error (exit 2): with
+/// it, every member would be dropped as too slow by one legal line.
 pub fn serve(net: &NetArgs, backend: Backend, config: Config) {
+    let longest = protocol::longest_line(config.max_line);
+    if config.max_queue < longest {
+        cli::usage_error(format_args!(
+            "--max-queue {} cannot hold the longest line the server may send ({longest} bytes \
+             with --max-line {}); use --max-queue {longest} or more",
+            config.max_queue, config.max_line
+        ));
+    }
     let listener = cli::bind_tcp(&net.addr);
     let local = listener.local_addr().unwrap_or_else(|err| cli::fail(err));
     let mut reactor = Reactor::with_backend(backend).unwrap_or_else(|err| cli::fail(err));
@@ -228,7 +238,7 @@ impl Chat {
                 Ok(token) => token,
                 Err(refused) => {
                     // select and an fd ≥ 1024, say: this one goes, the room stays.
-                    log::warn!("{peer}: {}", refused.error);
+                    cli::warn_refused(peer, &refused.error);
                     if let Source::Client(client) = refused.object {
                         refuse(client.stream, &protocol::room_full());
                     }
@@ -364,10 +374,15 @@ impl Chat {
         let Some(mut lines) = client.lines.take() else {
             return;
         };
-        let eof = match client.stream.read(lines.spare()) {
+        let mut replies = Vec::new();
+        let spare = lines.spare();
+        let eof = match client.stream.read(spare) {
             Ok(0) => true,
             Ok(n) => {
-                lines.filled(n);
+                // Telnet's option negotiation is stripped before the bytes
+                // are split into lines, and every option refused.
+                let text = client.telnet.filter(&mut spare[..n], &mut replies);
+                lines.filled(text);
                 false
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
@@ -379,6 +394,9 @@ impl Chat {
                 return;
             }
         };
+        if !replies.is_empty() {
+            self.send(token, replies.into());
+        }
         loop {
             let line = if eof {
                 lines.next_line_at_eof()
@@ -391,7 +409,8 @@ impl Chat {
             }
         }
         if eof {
-            self.leave(token, Leave::Normal);
+            // Like /quit: what was queued for it is still sent.
+            self.depart(token);
         } else if let Some(client) = self.client(token) {
             client.lines = Some(lines);
         }
@@ -416,8 +435,12 @@ impl Chat {
         };
         match protocol::parse(bytes) {
             Command::Quit => {
-                self.leave(token, Leave::Normal);
+                self.depart(token);
                 false
+            }
+            Command::Help => {
+                self.send(token, protocol::help());
+                true
             }
             Command::Who => {
                 let line = protocol::who(&self.room.names());
@@ -500,9 +523,9 @@ impl Chat {
         if client.doomed {
             return;
         }
-        let fits = client.queue.push(line.clone()) || {
+        let fits = client.queue.push(&line) || {
             match client.queue.write_to(&mut client.stream) {
-                Ok(()) => client.queue.push(line),
+                Ok(()) => client.queue.push(&line),
                 Err(err) => {
                     log::debug!("{}: write: {err}", client.peer);
                     client.doomed = true;
@@ -563,10 +586,12 @@ impl Chat {
                 self.close(token);
                 continue;
             }
-            let want = if client.queue.is_empty() {
-                Interest::READABLE
-            } else {
-                Interest::READABLE | Interest::WRITABLE
+            // A closing client is not read any more (at end of file a
+            // readable interest would fire forever): it is only flushed.
+            let want = match (closing, client.queue.is_empty()) {
+                (false, true) => Interest::READABLE,
+                (false, false) => Interest::READABLE | Interest::WRITABLE,
+                (true, _) => Interest::WRITABLE,
             };
             if want != client.watching {
                 client.watching = want;
@@ -602,6 +627,35 @@ impl Chat {
             };
             self.broadcast(&line, None);
         }
+    }
+
+    /// `/quit` or end of file: a clean leave. The member is out of the room
+    /// at once (the others are told, the name is free), but the connection
+    /// stays until everything already queued for it is written, for at most
+    /// [`CLOSE_BOUND`]: nothing a client was sent is lost because it left.
+    fn depart(&mut self, token: Token) {
+        if let Some(name) = self.room.leave(token) {
+            self.broadcast(&protocol::left(&name), Some(token));
+        }
+        let Some(client) = self.client(token) else {
+            return;
+        };
+        let old = std::mem::replace(&mut client.state, State::Closing { timer: None });
+        if let State::Naming { timer: Some(id) } | State::Closing { timer: Some(id) } = old {
+            self.reactor.cancel_timer(id);
+        }
+        if let State::Closing { timer: None } = old
+            && self.stopping.is_some()
+        {
+            // Shutting down: the one deadline for everyone applies.
+            self.mark_dirty(token);
+            return;
+        }
+        let bound = self.reactor.timer_after(CLOSE_BOUND, token);
+        if let Some(client) = self.client(token) {
+            client.state = State::Closing { timer: Some(bound) };
+        }
+        self.mark_dirty(token);
     }
 
     /// Closes a client in the `Closing` state: its last lines are sent (or
