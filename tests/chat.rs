@@ -1129,7 +1129,9 @@ fn the_queue_bound_is_the_memory_bound_and_memory_returns_after_a_drop(backend: 
     // One member never reads; another sends tiny lines until it is dropped.
     const MAX_QUEUE_KIB: u64 = 8 * 1024;
     let max_queue = (MAX_QUEUE_KIB * 1024).to_string();
-    let (chat, x, mut y, _z) = room_with_a_member_that_never_reads(backend, &max_queue);
+    let (chat, x, mut y, z) = room_with_a_member_that_never_reads(backend, &max_queue);
+    // Only x is to hold a queue: z leaves.
+    drop(z);
     std::thread::sleep(Duration::from_millis(100));
     let before = vm_rss_kib(chat.pid());
     // 1-character messages: "y: m\n" is 5 bytes for x.

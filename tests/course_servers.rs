@@ -23,6 +23,7 @@ backend_tests!(
     select_refuses_fds_past_its_limit_cleanly,
     sigint_and_sigterm_exit_zero,
     a_burst_from_a_client_that_never_reads_keeps_memory_bounded,
+    received_text_is_printed_escaped,
 );
 
 /// The reply the course's server sends for every message.
@@ -289,31 +290,28 @@ fn help_exits_zero_for_every_example() {
 /// escape sequence cannot retitle or clear the terminal, and a newline
 /// cannot start a forged log line. One trailing newline (what `nc` sends)
 /// is not part of the text.
-#[test]
-fn received_text_is_printed_escaped() {
-    for_each_backend(|backend| {
-        let server = start(backend);
-        let mut client = connect(&server);
-        server.expect_line("Connect from", |l| l.starts_with("Connect from "));
-        let attack = "hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444";
-        client.write_all(attack.as_bytes()).unwrap();
+fn received_text_is_printed_escaped(backend: Backend) {
+    let server = start(backend);
+    let mut client = connect(&server);
+    server.expect_line("Connect from", |l| l.starts_with("Connect from "));
+    let attack = "hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444";
+    client.write_all(attack.as_bytes()).unwrap();
+    let line = server.expect_line("Receive:", |l| l.starts_with("Receive: "));
+    assert_eq!(
+        line, r"Receive: hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444",
+        "[{backend}]"
+    );
+    read_n(&mut client, REPLY.len());
+    for (sent, shown) in [
+        ("hello\n", r"hello"),
+        ("crlf\r\n", r"crlf"),
+        ("tab\there\\ 你好\u{202E}", r"tab\there\\ 你好\u202e"),
+    ] {
+        client.write_all(sent.as_bytes()).unwrap();
         let line = server.expect_line("Receive:", |l| l.starts_with("Receive: "));
-        assert_eq!(
-            line, r"Receive: hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444",
-            "[{backend}]"
-        );
+        assert_eq!(line, format!("Receive: {shown}"), "[{backend}] {sent:?}");
         read_n(&mut client, REPLY.len());
-        for (sent, shown) in [
-            ("hello\n", r"hello"),
-            ("crlf\r\n", r"crlf"),
-            ("tab\there\\ 你好\u{202E}", r"tab\there\\ 你好\u202e"),
-        ] {
-            client.write_all(sent.as_bytes()).unwrap();
-            let line = server.expect_line("Receive:", |l| l.starts_with("Receive: "));
-            assert_eq!(line, format!("Receive: {shown}"), "[{backend}] {sent:?}");
-            read_n(&mut client, REPLY.len());
-        }
-    });
+    }
 }
 
 /// Select refuses every connection on an fd ≥ 1024; one warning per

@@ -49,6 +49,10 @@ fn main() {
         parent_fd_count_returns_to_baseline_after_replacements,
     );
     runner.test("restarts_are_rate_limited", restarts_are_rate_limited);
+    runner.per_backend(
+        "workers_die_with_a_killed_parent",
+        workers_die_with_a_killed_parent,
+    );
     runner.test("bad_arguments_exit_2", bad_arguments_exit_2);
     runner.test(
         "a_failed_fork_is_logged_and_retried",
@@ -569,54 +573,51 @@ fn dead(pid: i32) -> bool {
 /// `kill -9` of the parent: the workers die with it (they do not serve the
 /// port as orphans), so a restarted supervisor can bind the port again.
 /// The parent's pid is printed in its first lines, for `ps --ppid`.
-#[test]
-fn workers_die_with_a_killed_parent() {
-    for_each_backend(|backend| {
-        let args = [
-            "--addr",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-            "--backend",
-            backend,
-        ];
-        let mut example = Example::start("prefork_echo", &args);
-        let parent = example.pid();
-        let mut said = false;
-        let mut pids = Vec::new();
-        while pids.len() < 2 {
-            let line = example
-                .next_line(SOON)
-                .unwrap_or_else(|| panic!("[{backend}] workers not started"));
-            if line.ends_with(" started") {
-                pids.push(worker_pid(&line));
-            } else {
-                said |= line.contains(&format!("pid {parent}"));
-            }
+fn workers_die_with_a_killed_parent(backend: Backend) {
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--workers",
+        "2",
+        "--backend",
+        backend.name(),
+    ];
+    let mut example = Example::start("prefork_echo", &args);
+    let parent = example.pid();
+    let mut said = false;
+    let mut pids = Vec::new();
+    while pids.len() < 2 {
+        let line = example
+            .next_line(SOON)
+            .unwrap_or_else(|| panic!("[{backend}] workers not started"));
+        if line.ends_with(" started") {
+            pids.push(worker_pid(&line));
+        } else {
+            said |= line.contains(&format!("pid {parent}"));
         }
-        assert!(
-            said,
-            "[{backend}] the parent's pid is not printed before the workers"
-        );
-        echo_once(&example, b"before");
-        let addr = example.addr();
-        kill(parent, libc::SIGKILL);
-        let _ = example.wait_exit(SOON);
-        let deadline = Instant::now() + SOON;
-        for pid in pids {
-            while !dead(pid) {
-                assert!(
-                    Instant::now() < deadline,
-                    "[{backend}] worker {pid} outlived its parent"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        // Nothing serves the port any more: a new supervisor can bind it.
-        let deadline = Instant::now() + SOON;
-        while std::net::TcpListener::bind(addr).is_err() {
-            assert!(Instant::now() < deadline, "[{backend}] {addr} still taken");
+    }
+    assert!(
+        said,
+        "[{backend}] the parent's pid is not printed before the workers"
+    );
+    echo_once(&example, b"before");
+    let addr = example.addr();
+    kill(parent, libc::SIGKILL);
+    let _ = example.wait_exit(SOON);
+    let deadline = Instant::now() + SOON;
+    for pid in pids {
+        while !dead(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "[{backend}] worker {pid} outlived its parent"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-    });
+    }
+    // Nothing serves the port any more: a new supervisor can bind it.
+    let deadline = Instant::now() + SOON;
+    while std::net::TcpListener::bind(addr).is_err() {
+        assert!(Instant::now() < deadline, "[{backend}] {addr} still taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

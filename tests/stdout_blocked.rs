@@ -5,6 +5,7 @@
 //! print per message (`select_server`, `poll_server`, `epoll_server`,
 //! `struct_recv`, `unix_recv`), on every backend.
 
+#[macro_use]
 mod common;
 
 use std::fs::File;
@@ -17,7 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{SOON, example_path, for_each_backend};
+use common::{SOON, example_path};
+use reactor::Backend;
 
 /// A connection to the server under test, TCP or unix.
 enum Conn {
@@ -63,7 +65,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(name: &str, backend: &str) -> Server {
+    fn start(name: &str, backend: Backend) -> Server {
         let (read, write) = pipe();
         // The smallest pipe the kernel allows (one page): it fills at once.
         // SAFETY: F_SETPIPE_SZ takes an int, on a pipe we own.
@@ -81,7 +83,7 @@ impl Server {
             command.args(["--addr", "127.0.0.1:0"]);
         }
         let child = command
-            .args(["--backend", backend])
+            .args(["--backend", backend.name()])
             .stdin(Stdio::null())
             .stdout(Stdio::from(write))
             .stderr(Stdio::null())
@@ -213,7 +215,7 @@ fn flood(server: &Server, name: &str) -> Conn {
 
 /// A second client is served while the first floods stdout.
 #[track_caller]
-fn others_are_served(server: &Server, name: &str, backend: &str) {
+fn others_are_served(server: &Server, name: &str, backend: Backend) {
     let (msg, reply) = message(name);
     let mut other = server.connect();
     other.stream().write_all(&msg).unwrap();
@@ -236,83 +238,84 @@ fn others_are_served(server: &Server, name: &str, backend: &str) {
     );
 }
 
-fn stdout_full_never_freezes(name: &str) {
-    for_each_backend(|backend| {
-        let mut server = Server::start(name, backend);
-        let hog = flood(&server, name);
+fn stdout_full_never_freezes(name: &str, backend: Backend) {
+    let mut server = Server::start(name, backend);
+    let hog = flood(&server, name);
+    others_are_served(&server, name, backend);
+    if name != "struct_recv" {
+        // A fresh connection is accepted and answered, too.
         others_are_served(&server, name, backend);
-        if name != "struct_recv" {
-            // A fresh connection is accepted and answered, too.
-            others_are_served(&server, name, backend);
-        }
+    }
 
-        // Drain stdout: the lines that did not fit are reported.
-        let mut out = server.out.try_clone().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let mut buf = [0u8; 65536];
-            loop {
-                match out.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => text.extend_from_slice(&buf[..n]),
-                }
-                let shown = String::from_utf8_lossy(&text);
-                if let Some(at) = shown.find(" lines dropped") {
-                    let _ = tx.send(shown[..at + 14].rsplit('\n').next().unwrap().to_owned());
-                    break;
-                }
+    // Drain stdout: the lines that did not fit are reported.
+    let mut out = server.out.try_clone().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&buf[..n]),
             }
-        });
-        let report = rx
-            .recv_timeout(SOON)
-            .unwrap_or_else(|_| panic!("[{name} {backend}] no `… N lines dropped` line"));
-        let count: u64 = report
-            .trim_start_matches("… ")
-            .trim_end_matches(" lines dropped")
-            .parse()
-            .unwrap_or_else(|_| panic!("[{name} {backend}] {report:?}"));
-        assert!(count > 0, "[{name} {backend}] {report:?}");
-
-        // Block stdout again, then stop: within a second, exit 0.
-        let hog2 = flood(&server, name);
-        std::thread::sleep(Duration::from_millis(200));
-        let start = Instant::now();
-        server.signal(libc::SIGTERM);
-        let status = server.wait_exit(Duration::from_secs(3));
-        let took = start.elapsed();
-        let status = status
-            .unwrap_or_else(|| panic!("[{name} {backend}] SIGTERM ignored while stdout is full"));
-        assert_eq!(status.code(), Some(0), "[{name} {backend}]");
-        assert!(
-            took < Duration::from_millis(1500),
-            "[{name} {backend}] {took:?}"
-        );
-        drop((hog, hog2));
+            let shown = String::from_utf8_lossy(&text);
+            if let Some(at) = shown.find(" lines dropped") {
+                let _ = tx.send(shown[..at + 14].rsplit('\n').next().unwrap().to_owned());
+                break;
+            }
+        }
     });
+    let report = rx
+        .recv_timeout(SOON)
+        .unwrap_or_else(|_| panic!("[{name} {backend}] no `… N lines dropped` line"));
+    let count: u64 = report
+        .trim_start_matches("… ")
+        .trim_end_matches(" lines dropped")
+        .parse()
+        .unwrap_or_else(|_| panic!("[{name} {backend}] {report:?}"));
+    assert!(count > 0, "[{name} {backend}] {report:?}");
+
+    // Block stdout again, then stop: within a second, exit 0.
+    let hog2 = flood(&server, name);
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(3));
+    let took = start.elapsed();
+    let status =
+        status.unwrap_or_else(|| panic!("[{name} {backend}] SIGTERM ignored while stdout is full"));
+    assert_eq!(status.code(), Some(0), "[{name} {backend}]");
+    assert!(
+        took < Duration::from_millis(1500),
+        "[{name} {backend}] {took:?}"
+    );
+    drop((hog, hog2));
 }
 
-#[test]
-fn select_server_stdout_full_never_freezes() {
-    stdout_full_never_freezes("select_server");
+fn select_server_stdout_full_never_freezes(backend: Backend) {
+    stdout_full_never_freezes("select_server", backend);
 }
 
-#[test]
-fn poll_server_stdout_full_never_freezes() {
-    stdout_full_never_freezes("poll_server");
+fn poll_server_stdout_full_never_freezes(backend: Backend) {
+    stdout_full_never_freezes("poll_server", backend);
 }
 
-#[test]
-fn epoll_server_stdout_full_never_freezes() {
-    stdout_full_never_freezes("epoll_server");
+fn epoll_server_stdout_full_never_freezes(backend: Backend) {
+    stdout_full_never_freezes("epoll_server", backend);
 }
 
-#[test]
-fn struct_recv_stdout_full_never_freezes() {
-    stdout_full_never_freezes("struct_recv");
+fn struct_recv_stdout_full_never_freezes(backend: Backend) {
+    stdout_full_never_freezes("struct_recv", backend);
 }
 
-#[test]
-fn unix_recv_stdout_full_never_freezes() {
-    stdout_full_never_freezes("unix_recv");
+fn unix_recv_stdout_full_never_freezes(backend: Backend) {
+    stdout_full_never_freezes("unix_recv", backend);
 }
+
+backend_tests!(
+    select_server_stdout_full_never_freezes,
+    poll_server_stdout_full_never_freezes,
+    epoll_server_stdout_full_never_freezes,
+    struct_recv_stdout_full_never_freezes,
+    unix_recv_stdout_full_never_freezes,
+);

@@ -27,6 +27,9 @@ backend_tests!(
     the_socket_file_is_owner_only_and_removed_on_stop,
     no_descriptor_leak_over_many_connections,
     a_path_too_long_for_sun_path_is_refused_not_truncated,
+    a_live_server_with_a_full_backlog_is_detected_without_hanging,
+    a_socket_bound_but_not_yet_listening_is_left_alone,
+    received_text_is_printed_escaped,
 );
 
 /// A fresh, empty directory for one test's socket files, removed on drop.
@@ -378,26 +381,23 @@ fn raw_unix_socket(path: &Path, backlog: Option<i32>) -> std::os::fd::OwnedFd {
 /// A live server whose backlog is full (it stopped accepting): a blocking
 /// connect would wait forever. The probe gives up after a short deadline
 /// and treats the socket as alive.
-#[test]
-fn a_live_server_with_a_full_backlog_is_detected_without_hanging() {
-    for_each_backend(|backend| {
-        let dir = TempDir::new();
-        let path = dir.sock();
-        let _listener = raw_unix_socket(&path, Some(0));
-        let mut queued = Vec::new();
-        for _ in 0..1000 {
-            let s = socket2_nonblocking_connect(&path);
-            match s {
-                Some(s) => queued.push(s),
-                None => break,
-            }
+fn a_live_server_with_a_full_backlog_is_detected_without_hanging(backend: Backend) {
+    let dir = TempDir::new();
+    let path = dir.sock();
+    let _listener = raw_unix_socket(&path, Some(0));
+    let mut queued = Vec::new();
+    for _ in 0..1000 {
+        let s = socket2_nonblocking_connect(&path);
+        match s {
+            Some(s) => queued.push(s),
+            None => break,
         }
-        let start = std::time::Instant::now();
-        let err = refused(&path, backend);
-        assert!(err.contains("another server"), "[{backend}] {err}");
-        assert!(start.elapsed() < Duration::from_secs(3), "[{backend}]");
-        assert!(path.exists(), "[{backend}] the live socket was removed");
-    });
+    }
+    let start = std::time::Instant::now();
+    let err = refused(&path, backend);
+    assert!(err.contains("another server"), "[{backend}] {err}");
+    assert!(start.elapsed() < Duration::from_secs(3), "[{backend}]");
+    assert!(path.exists(), "[{backend}] the live socket was removed");
 }
 
 /// A non-blocking connect to `path`; `None` once the backlog is full.
@@ -434,42 +434,36 @@ fn socket2_nonblocking_connect(path: &Path) -> Option<std::os::fd::OwnedFd> {
 
 /// Another process has bound the path and is about to listen: the first
 /// probe is refused, the retry finds it listening. It is not deleted.
-#[test]
-fn a_socket_bound_but_not_yet_listening_is_left_alone() {
-    for_each_backend(|backend| {
-        let dir = TempDir::new();
-        let path = dir.sock();
-        let socket = raw_unix_socket(&path, None);
-        let listener = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(60));
-            use std::os::fd::AsRawFd;
-            // SAFETY: listen takes no pointers; the socket is ours.
-            assert_eq!(unsafe { libc::listen(socket.as_raw_fd(), 8) }, 0);
-            socket
-        });
-        let err = refused(&path, backend);
-        assert!(err.contains("another server"), "[{backend}] {err}");
-        let _socket = listener.join().unwrap();
-        assert!(
-            path.exists(),
-            "[{backend}] the other process's socket was removed"
-        );
+fn a_socket_bound_but_not_yet_listening_is_left_alone(backend: Backend) {
+    let dir = TempDir::new();
+    let path = dir.sock();
+    let socket = raw_unix_socket(&path, None);
+    let listener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(60));
+        use std::os::fd::AsRawFd;
+        // SAFETY: listen takes no pointers; the socket is ours.
+        assert_eq!(unsafe { libc::listen(socket.as_raw_fd(), 8) }, 0);
+        socket
     });
+    let err = refused(&path, backend);
+    assert!(err.contains("another server"), "[{backend}] {err}");
+    let _socket = listener.join().unwrap();
+    assert!(
+        path.exists(),
+        "[{backend}] the other process's socket was removed"
+    );
 }
 
 /// A client's bytes are printed escaped (as Python's `repr` shows them).
-#[test]
-fn received_text_is_printed_escaped() {
-    for_each_backend(|backend| {
-        let dir = TempDir::new();
-        let path = dir.sock();
-        let server = start(&path, backend);
-        let attack = "hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444";
-        ask(&path, attack);
-        server.expect_line("the attack, escaped", |l| {
-            l == r"hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444"
-        });
-        ask(&path, "plain line\n");
-        server.expect_line("a plain line", |l| l == "plain line");
+fn received_text_is_printed_escaped(backend: Backend) {
+    let dir = TempDir::new();
+    let path = dir.sock();
+    let server = start(&path, backend);
+    let attack = "hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444";
+    ask(&path, attack);
+    server.expect_line("the attack, escaped", |l| {
+        l == r"hi\x1b]0;PWNED\x07\x1b[2J\nDisconnect 10.0.0.1:4444"
     });
+    ask(&path, "plain line\n");
+    server.expect_line("a plain line", |l| l == "plain line");
 }
