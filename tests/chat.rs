@@ -208,11 +208,21 @@ fn set_int_opt(stream: &TcpStream, level: libc::c_int, opt: libc::c_int, value: 
 
 /// Resident memory of `pid`, in KiB.
 fn vm_rss_kib(pid: i32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// Peak resident memory of `pid` (VmHWM), in KiB.
+fn vm_hwm_kib(pid: i32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// The KiB figure on the `field` line of `/proc/<pid>/status`.
+fn status_kib(pid: i32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
@@ -1113,16 +1123,6 @@ fn welcome_and_who_stay_bounded_in_a_big_room(backend: Backend) {
         "{who}"
     );
     assert!(who.len() < 8192, "[{backend}] /who is {} bytes", who.len());
-}
-
-/// Peak resident memory of `pid` (VmHWM), in KiB.
-fn vm_hwm_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 fn the_queue_bound_is_the_memory_bound_and_memory_returns_after_a_drop(backend: Backend) {

@@ -347,13 +347,20 @@ fn no_descriptor_leak_over_many_connections(backend: Backend) {
     ask(&path, "after the soak");
 }
 
-/// A unix socket at `path`, bound; listening with `backlog` if given.
-fn raw_unix_socket(path: &Path, backlog: Option<i32>) -> std::os::fd::OwnedFd {
+/// A new unix stream socket (close-on-exec, plus `flags`) and the address
+/// of `path`, ready for `bind` or `connect`.
+fn unix_socket(path: &Path, flags: i32) -> (std::os::fd::OwnedFd, libc::sockaddr_un) {
     use std::os::fd::FromRawFd;
     use std::os::unix::ffi::OsStrExt;
     // SAFETY: socket takes no pointers; the result is owned below.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0);
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags,
+            0,
+        )
+    };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
     // SAFETY: `fd` is a fresh descriptor nothing else owns.
     let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
     // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
@@ -362,20 +369,24 @@ fn raw_unix_socket(path: &Path, backlog: Option<i32>) -> std::os::fd::OwnedFd {
     for (dst, src) in addr.sun_path.iter_mut().zip(path.as_os_str().as_bytes()) {
         *dst = *src as libc::c_char;
     }
-    // SAFETY: bind reads a sockaddr_un of the size given.
-    let ret = unsafe {
-        libc::bind(
-            fd,
-            (&addr as *const libc::sockaddr_un).cast(),
-            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-        )
-    };
+    (owned, addr)
+}
+
+/// The size `bind` and `connect` are given with a `sockaddr_un`.
+const ADDR_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+
+/// A unix socket at `path`, bound; listening with `backlog` if given.
+fn raw_unix_socket(path: &Path, backlog: Option<i32>) -> std::os::fd::OwnedFd {
+    use std::os::fd::AsRawFd;
+    let (socket, addr) = unix_socket(path, 0);
+    // SAFETY: bind reads a sockaddr_un of the size given, from our stack.
+    let ret = unsafe { libc::bind(socket.as_raw_fd(), (&raw const addr).cast(), ADDR_LEN) };
     assert_eq!(ret, 0, "bind: {}", std::io::Error::last_os_error());
     if let Some(backlog) = backlog {
         // SAFETY: listen takes no pointers.
-        assert_eq!(unsafe { libc::listen(fd, backlog) }, 0);
+        assert_eq!(unsafe { libc::listen(socket.as_raw_fd(), backlog) }, 0);
     }
-    owned
+    socket
 }
 
 /// A live server whose backlog is full (it stopped accepting): a blocking
@@ -386,12 +397,9 @@ fn a_live_server_with_a_full_backlog_is_detected_without_hanging(backend: Backen
     let path = dir.sock();
     let _listener = raw_unix_socket(&path, Some(0));
     let mut queued = Vec::new();
-    for _ in 0..1000 {
-        let s = socket2_nonblocking_connect(&path);
-        match s {
-            Some(s) => queued.push(s),
-            None => break,
-        }
+    while let Some(connected) = nonblocking_connect(&path) {
+        queued.push(connected);
+        assert!(queued.len() < 1000, "the backlog never filled");
     }
     let start = std::time::Instant::now();
     let err = refused(&path, backend);
@@ -401,35 +409,12 @@ fn a_live_server_with_a_full_backlog_is_detected_without_hanging(backend: Backen
 }
 
 /// A non-blocking connect to `path`; `None` once the backlog is full.
-fn socket2_nonblocking_connect(path: &Path) -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    use std::os::unix::ffi::OsStrExt;
-    // SAFETY: socket takes no pointers; the result is owned below.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
-    };
-    assert!(fd >= 0);
-    // SAFETY: `fd` is fresh and ours.
-    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (dst, src) in addr.sun_path.iter_mut().zip(path.as_os_str().as_bytes()) {
-        *dst = *src as libc::c_char;
-    }
-    // SAFETY: connect reads a sockaddr_un of the size given.
-    let ret = unsafe {
-        libc::connect(
-            owned.as_raw_fd(),
-            (&addr as *const libc::sockaddr_un).cast(),
-            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-        )
-    };
-    (ret == 0).then_some(owned)
+fn nonblocking_connect(path: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let (socket, addr) = unix_socket(path, libc::SOCK_NONBLOCK);
+    // SAFETY: connect reads a sockaddr_un of the size given, from our stack.
+    let ret = unsafe { libc::connect(socket.as_raw_fd(), (&raw const addr).cast(), ADDR_LEN) };
+    (ret == 0).then_some(socket)
 }
 
 /// Another process has bound the path and is about to listen: the first
