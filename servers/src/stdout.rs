@@ -23,7 +23,9 @@
 //!   the description's flags are never changed;
 //! - a **pipe, FIFO or terminal**: opened again through `/proc/self/fd/1`,
 //!   which gives this process a description of its own on the same pipe or
-//!   terminal, made non-blocking; fd 1 is left as it was;
+//!   terminal, made non-blocking; fd 1 is left as it was (the new
+//!   descriptor is moved to 64 or above, so the server's own descriptors
+//!   keep the numbers the guide's traces show);
 //! - a **regular file** (or anything epoll cannot watch, like `/dev/null`):
 //!   writing to it never waits for a reader, so it is written directly;
 //! - only if reopening fails (no `/proc`), fd 1 itself is made non-blocking
@@ -338,7 +340,7 @@ fn open_writer() -> Writer {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open("/proc/self/fd/1");
     match reopened {
-        Ok(file) => Writer::Private(OwnedFd::from(file)),
+        Ok(file) => Writer::Private(out_of_the_way(OwnedFd::from(file))),
         Err(err) => {
             log::debug!(
                 "stdout: cannot reopen /proc/self/fd/1 ({err}); setting O_NONBLOCK on fd 1"
@@ -355,6 +357,25 @@ fn open_writer() -> Writer {
             Writer::Shared(flags)
         }
     }
+}
+
+/// The lowest number the reopened stdout is moved to.
+const PRIVATE_FD_FLOOR: libc::c_int = 64;
+
+/// Moves `fd` to a number of [`PRIVATE_FD_FLOOR`] or more, so that the
+/// server's own descriptors (listener, signal pipe, clients) get the
+/// numbers they would have without it, as the guide's traces show them.
+/// Under a low descriptor limit it stays where it is.
+fn out_of_the_way(fd: OwnedFd) -> OwnedFd {
+    // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own; the result
+    // is new and owned by nothing else.
+    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, PRIVATE_FD_FLOOR) };
+    if moved < 0 {
+        return fd;
+    }
+    // SAFETY: `moved` is a fresh descriptor only this OwnedFd owns; `fd`
+    // is closed when it is dropped here.
+    unsafe { OwnedFd::from_raw_fd(moved) }
 }
 
 fn is_tty() -> bool {
