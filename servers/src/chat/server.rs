@@ -98,6 +98,7 @@ pub fn serve(net: &NetArgs, backend: Backend, config: Config) {
             config.max_queue, config.max_line
         ));
     }
+    return_queue_memory();
     let listener = cli::bind_tcp(&net.addr);
     let local = listener.local_addr().unwrap_or_else(|err| cli::fail(err));
     let mut reactor = Reactor::with_backend(backend).unwrap_or_else(|err| cli::fail(err));
@@ -124,6 +125,24 @@ pub fn serve(net: &NetArgs, backend: Backend, config: Config) {
         cli::fail(err);
     }
 }
+
+/// Members' queues above 64 KiB get memory straight from the kernel
+/// (`mmap`), so freeing one — a member dropped as too slow, a burst
+/// drained — gives it back at once. glibc would otherwise raise its mmap
+/// threshold after the first such free (up to 32 MiB) and keep later
+/// queues in its heap, where freed memory mostly stays with the process.
+#[cfg(target_env = "gnu")]
+fn return_queue_memory() {
+    // SAFETY: mallopt only sets an allocator parameter; called before any
+    // connection exists, from the only thread.
+    if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 64 * 1024) } != 1 {
+        log::debug!("mallopt(M_MMAP_THRESHOLD) refused");
+    }
+}
+
+/// Other C libraries keep their own policy.
+#[cfg(not(target_env = "gnu"))]
+fn return_queue_memory() {}
 
 /// Adds the server's stdin to the reactor, for admin lines. A duplicate of
 /// fd 0 is watched and read once per readable event, so stdin is never
