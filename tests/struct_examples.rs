@@ -55,6 +55,10 @@ fn main() {
         "a_bad_format_is_a_usage_error",
         a_bad_format_is_a_usage_error,
     );
+    runner.test(
+        "struct_send_prints_what_was_packed_and_warns_on_truncation",
+        struct_send_prints_what_was_packed_and_warns_on_truncation,
+    );
     runner.finish()
 }
 
@@ -328,7 +332,6 @@ fn sigint_exits_zero(backend: Backend) {
 /// struct_send prints what it packed, which is what went on the wire, and
 /// warns when a bytes field was cut short (Python's `struct` truncates
 /// silently).
-#[test]
 fn struct_send_prints_what_was_packed_and_warns_on_truncation() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
