@@ -28,7 +28,7 @@ use servers::prefork::Prefork;
 #[command(version)]
 struct Cli {
     /// Address to listen on (port 0 picks a free port)
-    #[arg(long, default_value = "127.0.0.1:8000")]
+    #[arg(long, default_value = "127.0.0.1:8000", value_parser = cli::parse_addr)]
     addr: String,
     #[command(flatten)]
     backend: cli::BackendArg,
@@ -83,7 +83,7 @@ fn seconds(text: &str) -> Result<Duration, String> {
 }
 
 fn main() {
-    let args = Cli::parse();
+    let args: Cli = cli::parse(Backend::Epoll);
     cli::init_logging();
     let backend = args.backend.choose(Backend::Epoll);
     if !args.root.is_dir() {

@@ -22,7 +22,7 @@ fn run(name: &str, args: &[&str], env_backend: Option<&str>) -> Output {
 }
 
 /// The examples that take `--addr`.
-const WITH_ADDR: [&str; 9] = [
+const WITH_ADDR: [&str; 10] = [
     "select_server",
     "poll_server",
     "epoll_server",
@@ -32,6 +32,7 @@ const WITH_ADDR: [&str; 9] = [
     "prefork_echo",
     "struct_send",
     "chat_client",
+    "http_server",
 ];
 
 #[test]
@@ -82,6 +83,7 @@ fn help_names_the_backend_it_will_use() {
         ("epoll_chat", "epoll"),
         ("prefork_echo", "epoll"),
         ("chat_client", "epoll"),
+        ("http_server", "epoll"),
     ] {
         let out = run(name, &["--help"], None);
         assert_eq!(out.status.code(), Some(0), "{name}");

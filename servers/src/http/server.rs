@@ -77,6 +77,9 @@ pub fn serve(
                         &mut clients,
                     )?;
                 }
+                // The HTTP server logs through its own buffered log, not
+                // the stdout queue: stdout is never watched here.
+                Some(Source::Stdout(_)) => {}
                 // SIGINT/SIGTERM: close everything and return.
                 Some(Source::Stop(signals)) => {
                     // An empty read is a spurious wake-up, not a request to stop.
