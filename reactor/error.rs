@@ -144,6 +144,34 @@ pub enum Error {
         token: String,
     },
 
+    /// `insert` was given a descriptor number that an object still in the
+    /// map registered: the same descriptor twice, or the holder's
+    /// descriptor was closed without `remove` and the kernel handed the
+    /// number out again. Every backend refuses it the same way.
+    #[error(
+        "fd {fd} is still held by {holder} in this reactor: the same descriptor twice, or {holder}'s descriptor was closed without remove and the number reused; remove {holder} first"
+    )]
+    FdInUse {
+        /// The descriptor number.
+        fd: RawFd,
+        /// The token of the object holding it, as printed by `Debug`.
+        holder: String,
+    },
+
+    /// `remove` found the object's descriptor closed, or its number naming
+    /// another file: it was closed behind the map's back. The map cannot
+    /// unregister it (epoll keeps reporting a closed descriptor while any
+    /// copy of it is open), so it says so instead of returning `Ok`.
+    #[error(
+        "{token}'s fd {fd} was closed before remove (or the number now names another file), so it could not be unregistered; epoll keeps reporting it while any copy of it is open. Call remove before closing"
+    )]
+    FdClosed {
+        /// The removed object's token, as printed by `Debug`.
+        token: String,
+        /// The descriptor number it registered.
+        fd: RawFd,
+    },
+
     /// A `struct` format string that cannot be parsed.
     #[error("bad struct format {format:?} at character {position}: {reason}")]
     StructFormat {
@@ -234,7 +262,7 @@ impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
         let kind = match &err {
             Error::Sys { source, .. } => source.kind(),
-            Error::AlreadyRegistered { .. } => io::ErrorKind::AlreadyExists,
+            Error::AlreadyRegistered { .. } | Error::FdInUse { .. } => io::ErrorKind::AlreadyExists,
             Error::NotRegistered { .. } | Error::StaleToken { .. } => io::ErrorKind::NotFound,
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
             Error::StructAlloc { .. } => io::ErrorKind::OutOfMemory,

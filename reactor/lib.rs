@@ -116,6 +116,14 @@
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+// A Token packs a 32-bit slot index and a 32-bit generation into one usize
+// (the key every backend hands back with an event). On a 32-bit target the
+// generation would be shifted out and stale tokens would match new objects.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "reactor needs a 64-bit target: a Token packs a 32-bit slot index and a 32-bit generation into one usize"
+);
+
 pub mod codec;
 mod error;
 pub mod io;
@@ -134,7 +142,34 @@ pub use crate::poller::{
     Trigger,
 };
 pub use crate::source::{
-    Accepted, Acceptor, ChildMode, ExitStatus, Pidfd, Reaper, Signals, Waker, reap_exited,
+    Accepted, Acceptor, ChildMode, ExitStatus, Pidfd, Reaper, Signal, Signals, Waker, reap_exited,
     signal_name,
 };
 pub use crate::timer::{TimerId, Timers};
+
+/// Sets `O_NONBLOCK` on any descriptor: a child's stdout pipe, a
+/// `TcpStream` accepted elsewhere, a `File` on a FIFO. Other status flags
+/// are kept; a descriptor already non-blocking costs one `fcntl`.
+///
+/// # Errors
+///
+/// [`Error::Sys`] if `fcntl` fails.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{ErrorKind, Read};
+/// use std::os::unix::net::UnixStream;
+///
+/// let (mut a, _b) = UnixStream::pair()?;
+/// reactor::set_nonblocking(&a)?;
+/// let err = a.read(&mut [0; 8]).unwrap_err(); // nothing to read: no waiting
+/// assert_eq!(err.kind(), ErrorKind::WouldBlock);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Python: `os.set_blocking(fd, False)`
+pub fn set_nonblocking(fd: &impl std::os::fd::AsFd) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    sys::set_nonblocking(fd.as_fd().as_raw_fd())
+}

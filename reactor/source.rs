@@ -11,9 +11,11 @@
 mod accept;
 mod child;
 mod signal;
+mod signum;
 mod waker;
 
 pub use accept::{Accepted, Acceptor};
 pub use child::{ChildMode, ExitStatus, Pidfd, Reaper, reap_exited};
 pub use signal::{Signals, signal_name};
+pub use signum::Signal;
 pub use waker::Waker;

@@ -72,6 +72,32 @@ pub(crate) fn check_fd(fd: RawFd) -> Result<()> {
     }
 }
 
+/// Whether `fd` is an open descriptor (`fcntl(F_GETFD)` does not fail
+/// with `EBADF`). The map asks before unregistering, to catch a descriptor
+/// closed behind its back.
+pub(crate) fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD reads the descriptor flags; no pointer is passed, and
+    // a closed or bogus number only makes it fail with EBADF.
+    let ret = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    ret != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EBADF)
+}
+
+/// Sets `O_NONBLOCK` on `fd`, keeping its other status flags.
+pub(crate) fn set_nonblocking(fd: RawFd) -> Result<()> {
+    // SAFETY: F_GETFL takes no pointer; the caller lends an open descriptor.
+    let flags = check(
+        unsafe { libc::fcntl(fd, libc::F_GETFL) },
+        "fcntl(F_GETFL)",
+        Some(fd),
+    )?;
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above; F_SETFL takes an int of flags.
+        let ret = unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+        check(ret, "fcntl(F_SETFL, O_NONBLOCK)", Some(fd))?;
+    }
+    Ok(())
+}
+
 /// The longest wait, in milliseconds, that one call is asked for.
 ///
 /// `c_int::MAX` ms is almost 25 days; a longer timeout is waited in several

@@ -73,6 +73,9 @@ const OVERFLOW: u32 = (LEVELS * SLOTS) as u32;
 const NIL: u32 = u32::MAX;
 /// `Entry::slot` of an entry that is not pending.
 const FREE: u32 = u32::MAX;
+/// `Entry::slot` of an entry that fired and is held for its owner
+/// ([`Timers::expire_held`]): not pending, not free, id still valid.
+const HELD: u32 = u32::MAX - 1;
 /// A deadline that never fires: one clamped past `u64::MAX` nanoseconds (584 years).
 const NEVER: u64 = u64::MAX;
 
@@ -210,6 +213,8 @@ pub struct Timers {
     len: usize,
     /// Scratch for sorting one slot's fired timers: (deadline, seq, id).
     sort_buf: Vec<(u64, u64, TimerId)>,
+    /// Inside [`expire_held`](Timers::expire_held): fired entries are held, not freed.
+    hold: bool,
 }
 
 impl Timers {
@@ -260,6 +265,7 @@ impl Timers {
             seq: 0,
             len: 0,
             sort_buf: Vec::new(),
+            hold: false,
         }
     }
 
@@ -419,7 +425,51 @@ impl Timers {
     pub fn is_pending(&self, id: TimerId) -> bool {
         self.entries
             .get(id.index as usize)
-            .is_some_and(|e| e.generation == id.generation && e.slot != FREE)
+            .is_some_and(|e| e.generation == id.generation && e.slot < HELD)
+    }
+
+    /// Whether `id` fired in [`expire_held`](Timers::expire_held) and is
+    /// still held (not yet [`release_held`](Timers::release_held)).
+    pub(crate) fn is_held(&self, id: TimerId) -> bool {
+        self.entries
+            .get(id.index as usize)
+            .is_some_and(|e| e.generation == id.generation && e.slot == HELD)
+    }
+
+    /// As [`expire`](Timers::expire), but the fired timers are *held*: their
+    /// ids stay valid (so [`revive`](Timers::revive) can re-arm one) until
+    /// [`release_held`](Timers::release_held) frees them. The `Reactor`
+    /// holds a fired timer until its report is taken.
+    pub(crate) fn expire_held(&mut self, now: Instant, fired: &mut Vec<TimerId>) -> usize {
+        self.hold = true;
+        let n = self.expire(now, fired);
+        self.hold = false;
+        n
+    }
+
+    /// Frees a held timer; returns whether it was held.
+    pub(crate) fn release_held(&mut self, id: TimerId) -> bool {
+        if !self.is_held(id) {
+            return false;
+        }
+        self.free_entry(id.index);
+        true
+    }
+
+    /// Re-arms a held timer for `deadline`, keeping its id; returns whether
+    /// it was held.
+    pub(crate) fn revive(&mut self, id: TimerId, deadline: Instant) -> bool {
+        if !self.is_held(id) {
+            return false;
+        }
+        let seq = self.next_seq();
+        let deadline = self.nanos(deadline);
+        let e = &mut self.entries[id.index as usize];
+        e.deadline = deadline;
+        e.seq = seq;
+        self.link(id.index);
+        self.len += 1;
+        true
     }
 
     /// Returns the instant by which `poll` must wake, or `None` if no timer is pending.
@@ -690,19 +740,29 @@ impl Timers {
         }
     }
 
-    /// Marks an unlinked entry free: new generation, onto the free list.
+    /// An unlinked pending entry stops being pending: freed, or held for
+    /// its owner inside [`expire_held`](Timers::expire_held).
     fn release(&mut self, index: u32) -> TimerId {
-        let e = &mut self.entries[index as usize];
+        self.len -= 1;
         let id = TimerId {
             index,
-            generation: e.generation,
+            generation: self.entries[index as usize].generation,
         };
+        if self.hold {
+            self.entries[index as usize].slot = HELD;
+        } else {
+            self.free_entry(index);
+        }
+        id
+    }
+
+    /// Marks an unlinked entry free: new generation, onto the free list.
+    fn free_entry(&mut self, index: u32) {
+        let e = &mut self.entries[index as usize];
         e.generation = e.generation.wrapping_add(1);
         e.slot = FREE;
         e.next = self.free;
         self.free = index;
-        self.len -= 1;
-        id
     }
 
     /// Finds the earliest occupied slot: (slot index, its first tick).

@@ -195,7 +195,7 @@ fn exit_codes_and_signals_are_reported_right(backend: Backend) {
         for (pid, (script, code, signal)) in pids.iter().zip(cases) {
             let status = reaped[pid];
             assert_eq!(
-                (status.code(), status.signal()),
+                (status.code(), status.signal().map(reactor::Signal::raw)),
                 (code, signal),
                 "[{backend}/{mode}] {script}: {status}"
             );

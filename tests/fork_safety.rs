@@ -130,13 +130,13 @@ fn signals_across_fork() {
         };
         // SAFETY: raise sends a signal to this (child) thread.
         unsafe { libc::raise(libc::SIGUSR1) };
-        if own.read().ok() != Some(vec![libc::SIGUSR1]) {
+        if own.read().ok() != Some(vec![reactor::Signal::USR1]) {
             return 4;
         }
         drop(inherited.take()); // the inherited copy: closes fds, touches no handler
         // SAFETY: as above.
         unsafe { libc::raise(libc::SIGUSR1) };
-        if own.read().ok() != Some(vec![libc::SIGUSR1]) {
+        if own.read().ok() != Some(vec![reactor::Signal::USR1]) {
             return 5;
         }
         // Not taken over: the default action, death by SIGTERM.
@@ -144,7 +144,11 @@ fn signals_across_fork() {
         unsafe { libc::raise(libc::SIGTERM) };
         6
     });
-    assert_eq!(status.signal(), Some(libc::SIGTERM), "child: {status}");
+    assert_eq!(
+        status.signal(),
+        Some(reactor::Signal::TERM),
+        "child: {status}"
+    );
     let parent = inherited.as_mut().unwrap();
     assert!(
         parent.read().unwrap().is_empty(),

@@ -318,7 +318,7 @@ fn a_refused_insert_hands_the_object_back(backend: Backend) {
         .insert(Rc::clone(&ours), Interest::WRITABLE)
         .unwrap_err();
     assert!(
-        matches!(err.error, Error::AlreadyRegistered { .. }),
+        matches!(err.error, Error::FdInUse { .. }),
         "[{backend}] {err:?}"
     );
     assert!(

@@ -49,7 +49,7 @@ fn wait_signals(reactor: &mut Reactor<Signals>, token: reactor::Token) -> Vec<li
         if events.iter().any(|e| e.token() == token) {
             let got = reactor.get_mut(token).unwrap().read().unwrap();
             if !got.is_empty() {
-                return got;
+                return got.into_iter().map(reactor::Signal::raw).collect();
             }
         }
     }

@@ -45,16 +45,50 @@ use crate::map::Token;
 use crate::map::timers::TokenTimers;
 use crate::poller::{AnyPoller, Backend, Events, Interest, Poller, Trigger};
 use crate::source::Waker;
+use crate::sys;
+use crate::timer::TimerId;
 
 /// A registered object and what the reactor needs to know about it.
 #[derive(Debug)]
 struct Slot<T> {
-    /// The user's object (a socket, a pipe, a connection struct).
-    object: T,
+    /// The user's object (a socket, a pipe, a connection struct); `None`
+    /// while the slot is only reserved ([`Reactor::reserve`]).
+    object: Option<T>,
     /// Its descriptor, read once at insert: the object may not lend it later.
     fd: RawFd,
     /// Changes every time the slot is filled; part of the token.
     generation: u32,
+    /// What the poller watches it for, remembered so that a `modify` that
+    /// changes nothing costs no system call, and `resume` knows what to arm.
+    interest: Interest,
+    /// How it was registered (with `interest`).
+    trigger: Trigger,
+    /// Unregistered from the poller by [`Reactor::pause`], still in the map.
+    paused: bool,
+    /// The timers armed for this token, cancelled when it is removed.
+    /// May hold ids of timers already gone; pruned as it grows.
+    timers: Vec<TimerId>,
+}
+
+impl<T> Slot<T> {
+    /// A slot for `object`, registered for `interest` with `trigger`.
+    fn new(
+        object: Option<T>,
+        fd: RawFd,
+        generation: u32,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> Slot<T> {
+        Slot {
+            object,
+            fd,
+            generation,
+            interest,
+            trigger,
+            paused: false,
+            timers: Vec::new(),
+        }
+    }
 }
 
 /// `insert` failed; the object is handed back so the caller can still use
@@ -89,6 +123,33 @@ impl<T> std::error::Error for InsertError<T> {
 impl<T> From<InsertError<T>> for Error {
     fn from(err: InsertError<T>) -> Error {
         err.error
+    }
+}
+
+/// `?` on `insert` in a function returning `io::Result`: the object is
+/// dropped and the error keeps its `ErrorKind` (as [`Error`]'s conversion).
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use std::os::unix::net::UnixStream;
+/// use reactor::{Interest, Reactor};
+///
+/// fn register_twice(reactor: &mut Reactor<&UnixStream>, s: &'static UnixStream) -> io::Result<()> {
+///     reactor.insert(s, Interest::READABLE)?;
+///     reactor.insert(s, Interest::READABLE)?;
+///     Ok(())
+/// }
+/// let mut reactor = Reactor::new()?;
+/// let (a, _b) = UnixStream::pair()?;
+/// let err = register_twice(&mut reactor, Box::leak(Box::new(a))).unwrap_err();
+/// assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<T> From<InsertError<T>> for std::io::Error {
+    fn from(err: InsertError<T>) -> std::io::Error {
+        err.error.into()
     }
 }
 
@@ -139,6 +200,13 @@ pub struct Reactor<T, P: Poller = AnyPoller> {
     generations: Vec<u32>,
     /// Created on first use by [`Reactor::waker`].
     waker: Option<Waker>,
+    /// Report wakes as events with [`Token::WAKER`].
+    report_wakes: bool,
+    /// For each descriptor number, 1 + the slot index that registered it
+    /// (0: none): catches a number reused behind the map's back.
+    fd_owners: Vec<u32>,
+    /// Reserved slots not yet filled (counted by the slab, not by `len`).
+    reserved: usize,
     /// How many times `poll` has waited; tests use it to catch busy loops.
     iterations: u64,
     /// Pending deadlines and the token each reports (map/timers.rs).
@@ -153,6 +221,34 @@ impl<T> Reactor<T> {
     /// [`Error::Sys`] if `epoll_create1` fails.
     pub fn new() -> Result<Reactor<T>> {
         Reactor::with_backend(Backend::Epoll)
+    }
+
+    /// A reactor on the backend `REACTOR_BACKEND` names (`select`, `poll`
+    /// or `epoll`), else epoll. [`new`](Reactor::new) never reads the
+    /// environment; a program that wants its users (or its tests) to pick
+    /// the backend without a flag calls this instead.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownBackend`] if the variable names no backend (a typo
+    /// is an error, not a silent epoll); otherwise as
+    /// [`with_backend`](Reactor::with_backend).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::Reactor;
+    ///
+    /// // REACTOR_BACKEND=poll ./my-server runs it on poll(2).
+    /// let reactor: Reactor<UnixStream> = Reactor::from_env()?;
+    /// println!("backend: {}", reactor.backend_name());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `selectors.DefaultSelector()`, chosen for you (here, by you).
+    pub fn from_env() -> Result<Reactor<T>> {
+        Reactor::with_backend(Backend::from_env()?.unwrap_or(Backend::Epoll))
     }
 
     /// A reactor on the given backend.
@@ -204,6 +300,9 @@ impl<T, P: Poller> Reactor<T, P> {
             slots: Slab::new(),
             generations: Vec::new(),
             waker: None,
+            report_wakes: false,
+            fd_owners: Vec::new(),
+            reserved: 0,
             iterations: 0,
             timers: TokenTimers::default(),
         }
@@ -213,7 +312,9 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// # Errors
     ///
-    /// As [`Poller::register`]; the object comes back inside the error.
+    /// [`Error::FdInUse`] if an object in the map holds the same descriptor
+    /// number; otherwise as [`Poller::register`]. The object comes back
+    /// inside the error.
     ///
     /// # Examples
     ///
@@ -225,9 +326,10 @@ impl<T, P: Poller> Reactor<T, P> {
     /// let (a, _b) = UnixStream::pair()?;
     /// assert!(reactor.insert(&a, Interest::READABLE).is_ok());
     /// assert_eq!(reactor.len(), 1);
-    /// // The same descriptor again is refused, and the object comes back.
+    /// // The same descriptor again is refused (the error names the token
+    /// // that holds it), and the object comes back.
     /// let err = reactor.insert(&a, Interest::WRITABLE).unwrap_err();
-    /// assert!(matches!(err.error, Error::AlreadyRegistered { .. }));
+    /// assert!(matches!(err.error, Error::FdInUse { .. }));
     /// assert!(std::ptr::eq(err.object, &a));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -244,7 +346,7 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// # Errors
     ///
-    /// As [`Poller::register`]; the object comes back inside the error.
+    /// As [`insert`](Reactor::insert); the object comes back inside the error.
     ///
     /// # Examples
     ///
@@ -276,6 +378,9 @@ impl<T, P: Poller> Reactor<T, P> {
         T: AsFd,
     {
         let fd = object.as_fd().as_raw_fd();
+        if let Some(error) = self.fd_held(fd) {
+            return Err(InsertError { error, object });
+        }
         let entry = self.slots.vacant_entry();
         let generation = self.generations.get(entry.key()).copied().unwrap_or(0);
         let token = Token::new(entry.key(), generation);
@@ -288,15 +393,153 @@ impl<T, P: Poller> Reactor<T, P> {
         }
         match self.poller.register(fd, token.key(), interest, trigger) {
             Ok(()) => {
-                entry.insert(Slot {
-                    object,
-                    fd,
-                    generation,
-                });
+                entry.insert(Slot::new(Some(object), fd, generation, interest, trigger));
+                self.note_fd_owner(fd, token.index());
                 Ok(token)
             }
             Err(error) => Err(InsertError { error, object }),
         }
+    }
+
+    /// Reserves a token for an object that does not exist yet: build the
+    /// object knowing its own token (or a partner's), arm its timers, then
+    /// [`insert_at`](Reactor::insert_at) it. A reserved token names no
+    /// object (`get` returns `None`, `len` does not count it); `remove`
+    /// gives an unused reservation back.
+    ///
+    /// # Panics
+    ///
+    /// If about 4 billion slots are in use at once.
+    ///
+    /// # Examples
+    ///
+    /// Two objects that each know the other's token, inserted without a
+    /// placeholder:
+    ///
+    /// ```
+    /// use std::os::fd::{AsFd, BorrowedFd};
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Interest, Reactor, Token};
+    ///
+    /// struct Side { stream: UnixStream, peer: Token }
+    /// impl AsFd for Side {
+    ///     fn as_fd(&self) -> BorrowedFd<'_> { self.stream.as_fd() }
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, b) = UnixStream::pair()?;
+    /// let (ta, tb) = (reactor.reserve(), reactor.reserve());
+    /// reactor.insert_at(ta, Side { stream: a, peer: tb }, Interest::READABLE)?;
+    /// reactor.insert_at(tb, Side { stream: b, peer: ta }, Interest::READABLE)?;
+    /// assert_eq!(reactor.get(ta).unwrap().peer, tb);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: choosing the `fdmap` key before the socket exists has no
+    /// equivalent: the key is the fd number.
+    #[must_use = "a reservation is only given back by remove"]
+    pub fn reserve(&mut self) -> Token {
+        let entry = self.slots.vacant_entry();
+        let generation = self.generations.get(entry.key()).copied().unwrap_or(0);
+        let token = Token::new(entry.key(), generation);
+        assert!(
+            token.key() < Token::INTERNAL,
+            "too many objects for 32-bit slot indices"
+        );
+        entry.insert(Slot::new(
+            None,
+            -1,
+            generation,
+            Interest::READABLE,
+            Trigger::Level,
+        ));
+        self.reserved += 1;
+        token
+    }
+
+    /// Registers `object` for level-triggered `interest` under a token from
+    /// [`reserve`](Reactor::reserve).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StaleToken`] if `token` is not a reservation still unfilled;
+    /// otherwise as [`insert`](Reactor::insert). The object comes back
+    /// inside the error, and the reservation stays.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Error, Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, b) = UnixStream::pair()?;
+    /// let token = reactor.reserve();
+    /// reactor.insert_at(token, a, Interest::READABLE)?;
+    /// let again = reactor.insert_at(token, b, Interest::READABLE).unwrap_err();
+    /// assert!(matches!(again.error, Error::StaleToken { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `p.register(c, select.POLLIN); fdmap[key] = c`
+    pub fn insert_at(
+        &mut self,
+        token: Token,
+        object: T,
+        interest: Interest,
+    ) -> Result<(), InsertError<T>>
+    where
+        T: AsFd,
+    {
+        let fd = object.as_fd().as_raw_fd();
+        let reserved = self
+            .slots
+            .get(token.index())
+            .is_some_and(|slot| slot.generation == token.generation() && slot.object.is_none());
+        if !reserved {
+            return Err(InsertError {
+                error: stale(token),
+                object,
+            });
+        }
+        if let Some(error) = self.fd_held(fd) {
+            return Err(InsertError { error, object });
+        }
+        match self
+            .poller
+            .register(fd, token.key(), interest, Trigger::Level)
+        {
+            Ok(()) => {
+                let slot = &mut self.slots[token.index()];
+                (slot.object, slot.fd, slot.interest) = (Some(object), fd, interest);
+                self.reserved -= 1;
+                self.note_fd_owner(fd, token.index());
+                Ok(())
+            }
+            Err(error) => Err(InsertError { error, object }),
+        }
+    }
+
+    /// The error for inserting `fd` while a live object registered it.
+    fn fd_held(&self, fd: RawFd) -> Option<Error> {
+        let index = (*self.fd_owners.get(usize::try_from(fd).ok()?)? as usize).checked_sub(1)?;
+        let slot = self.slots.get(index).filter(|slot| slot.fd == fd)?;
+        Some(Error::FdInUse {
+            fd,
+            holder: format!("{:?}", Token::new(index, slot.generation)),
+        })
+    }
+
+    /// Records that slot `index` registered `fd` (a number the kernel just
+    /// accepted, so the table is sized by an open descriptor).
+    fn note_fd_owner(&mut self, fd: RawFd, index: usize) {
+        let (Ok(fd), Ok(owner)) = (usize::try_from(fd), u32::try_from(index + 1)) else {
+            return;
+        };
+        if self.fd_owners.len() <= fd {
+            self.fd_owners.resize(fd + 1, 0);
+        }
+        self.fd_owners[fd] = owner;
     }
 
     /// The object behind `token`, unless it was removed.
@@ -318,7 +561,7 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `fdmap.get(fd)`
     pub fn get(&self, token: Token) -> Option<&T> {
-        self.slot(token).map(|slot| &slot.object)
+        self.slot(token)?.object.as_ref()
     }
 
     /// The object behind `token`, mutably, unless it was removed.
@@ -345,17 +588,63 @@ impl<T, P: Poller> Reactor<T, P> {
     /// Python: `fdmap[fd]`
     pub fn get_mut(&mut self, token: Token) -> Option<&mut T> {
         match self.slots.get_mut(token.index()) {
-            Some(slot) if slot.generation == token.generation() => Some(&mut slot.object),
+            Some(slot) if slot.generation == token.generation() => slot.object.as_mut(),
             _ => None,
         }
     }
 
+    /// Several objects at once, mutably: `None` if any token is stale or
+    /// two tokens are the same (they would alias). Modelled on the standard
+    /// library's `get_disjoint_mut`.
+    ///
+    /// # Examples
+    ///
+    /// A proxy pair, forwarding from one object straight into the other:
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let ((a, mut a_peer), (b, mut b_peer)) = (UnixStream::pair()?, UnixStream::pair()?);
+    /// let ta = reactor.insert(a, Interest::READABLE)?;
+    /// let tb = reactor.insert(b, Interest::READABLE)?;
+    /// a_peer.write_all(b"hi")?;
+    /// let [a, b] = reactor.get_disjoint_mut([ta, tb]).unwrap();
+    /// let mut buf = [0; 2];
+    /// a.read_exact(&mut buf)?;
+    /// b.write_all(&buf)?;
+    /// b_peer.read_exact(&mut buf)?;
+    /// assert_eq!(&buf, b"hi");
+    /// assert!(reactor.get_disjoint_mut([ta, ta]).is_none()); // would alias
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `a, b = fdmap[fa], fdmap[fb]` (Python has no borrow rules).
+    pub fn get_disjoint_mut<const N: usize>(&mut self, tokens: [Token; N]) -> Option<[&mut T; N]> {
+        let slots = self.slots.get_disjoint_mut(tokens.map(Token::index)).ok()?;
+        let mut objects = slots.into_iter().zip(tokens).map(|(slot, token)| {
+            (slot.generation == token.generation())
+                .then_some(slot.object.as_mut())
+                .flatten()
+        });
+        let array = std::array::from_fn(|_| objects.next().flatten());
+        if array.iter().any(Option::is_none) {
+            return None;
+        }
+        Some(array.map(|object| object.expect("checked above")))
+    }
+
     /// Whether `token` names a live object.
     pub fn contains(&self, token: Token) -> bool {
-        self.slot(token).is_some()
+        self.get(token).is_some()
     }
 
     /// Changes what the object behind `token` is watched for (level-triggered).
+    /// The map remembers each object's interest: a `modify` that changes
+    /// nothing makes no system call. On a [paused](Reactor::pause) object
+    /// it arms the new interest (resumes it).
     ///
     /// # Errors
     ///
@@ -386,6 +675,9 @@ impl<T, P: Poller> Reactor<T, P> {
     }
 
     /// Changes interest and trigger, or re-arms a oneshot registration.
+    /// Like [`modify`](Reactor::modify), it makes no system call when
+    /// nothing changes, except for [`Trigger::Oneshot`], where the call is
+    /// the re-arm.
     ///
     /// # Errors
     ///
@@ -418,8 +710,111 @@ impl<T, P: Poller> Reactor<T, P> {
         interest: Interest,
         trigger: Trigger,
     ) -> Result<()> {
-        let fd = self.slot(token).ok_or_else(|| stale(token))?.fd;
-        self.poller.modify(fd, token.key(), interest, trigger)
+        let slot = live_slot(&mut self.slots, token)?;
+        let unchanged = slot.interest == interest && slot.trigger == trigger;
+        if unchanged && !slot.paused && trigger != Trigger::Oneshot {
+            return Ok(());
+        }
+        if slot.paused {
+            self.poller
+                .register(slot.fd, token.key(), interest, trigger)?;
+        } else {
+            self.poller
+                .modify(slot.fd, token.key(), interest, trigger)?;
+        }
+        (slot.interest, slot.trigger, slot.paused) = (interest, trigger, false);
+        Ok(())
+    }
+
+    /// Stops watching the object behind `token` without removing it: its
+    /// token stays valid and no event (not even a hang-up) is reported for
+    /// it until [`resume`](Reactor::resume) or [`modify`](Reactor::modify).
+    /// Pausing a paused object makes no system call.
+    ///
+    /// Every backend reports an error or hang-up even for an empty interest
+    /// (`POLLHUP`, `EPOLLHUP`), so a paused object is unregistered from the
+    /// poller; the map keeps it, its interest and its timers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StaleToken`] if the object was removed; otherwise as
+    /// [`Poller::unregister`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{Events, Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, mut b) = UnixStream::pair()?;
+    /// let token = reactor.insert(a, Interest::READABLE)?;
+    /// b.write_all(b"x")?;
+    /// reactor.pause(token)?; // nothing to write it to yet, say
+    /// let mut events = Events::with_capacity(4);
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::ZERO))?, 0);
+    /// reactor.resume(token)?;
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::from_secs(1)))?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `p.unregister(fd)` while keeping `fdmap[fd]`
+    pub fn pause(&mut self, token: Token) -> Result<()> {
+        let slot = live_slot(&mut self.slots, token)?;
+        if !slot.paused {
+            self.poller.unregister(slot.fd)?;
+            slot.paused = true;
+        }
+        Ok(())
+    }
+
+    /// Watches a [paused](Reactor::pause) object again, for the interest
+    /// and trigger it had. Resuming an object that is not paused makes no
+    /// system call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StaleToken`] if the object was removed; otherwise as
+    /// [`Poller::register`].
+    ///
+    /// # Examples
+    ///
+    /// See [`pause`](Reactor::pause).
+    ///
+    /// Python: `p.register(fd, mask)` with the mask it had
+    pub fn resume(&mut self, token: Token) -> Result<()> {
+        let slot = live_slot(&mut self.slots, token)?;
+        if slot.paused {
+            self.poller
+                .register(slot.fd, token.key(), slot.interest, slot.trigger)?;
+            slot.paused = false;
+        }
+        Ok(())
+    }
+
+    /// Whether the object behind `token` is [paused](Reactor::pause)
+    /// (`false` for a stale token).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let token = reactor.insert(a, Interest::READABLE)?;
+    /// reactor.pause(token)?;
+    /// assert!(reactor.is_paused(token));
+    /// reactor.modify(token, Interest::WRITABLE)?; // arms it again
+    /// assert!(!reactor.is_paused(token));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_paused(&self, token: Token) -> bool {
+        self.slot(token)
+            .is_some_and(|slot| slot.object.is_some() && slot.paused)
     }
 
     /// Unregisters the object behind `token` and hands it back; drop it to
@@ -427,9 +822,18 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// # Errors
     ///
-    /// [`Error::StaleToken`] if the object was removed already. If the
-    /// kernel refuses to unregister (the fd was closed behind the reactor's
-    /// back) the object is removed all the same and the failure is logged.
+    /// [`Error::StaleToken`] if the object was removed already (or `token`
+    /// is an unused [reservation](Reactor::reserve), which this gives back).
+    ///
+    /// [`Error::FdClosed`] if the object's descriptor was closed behind the
+    /// map's back (or its number now names another file): the map cannot
+    /// unregister it, so it says so rather than leave epoll reporting a
+    /// stale token forever in silence. The slot is freed all the same, and
+    /// the object is *leaked*, not dropped: dropping it would close the
+    /// number again, which may by now be another object's descriptor.
+    ///
+    /// Either way the token's timers are cancelled, fired or not, so none
+    /// reports a stale token later.
     ///
     /// # Examples
     ///
@@ -452,16 +856,78 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `p.unregister(fd); del fdmap[fd]`
     pub fn remove(&mut self, token: Token) -> Result<T> {
-        let fd = self.slot(token).ok_or_else(|| stale(token))?.fd;
-        if let Err(err) = self.poller.unregister(fd) {
-            log::debug!("removing {token:?}: {err} (removed from the map anyway)");
+        let slot = self.slot(token).ok_or_else(|| stale(token))?;
+        let (fd, paused, filled) = (slot.fd, slot.paused, slot.object.is_some());
+        // Only the slot that registered the number may unregister it: if a
+        // newer object registered it since, it is not this one's any more.
+        let owner = usize::try_from(fd)
+            .ok()
+            .and_then(|fd| self.fd_owners.get_mut(fd));
+        let registered_here = owner.is_some_and(|owner| {
+            let ours = *owner as usize == token.index() + 1;
+            if ours {
+                *owner = 0;
+            }
+            ours
+        });
+        let mut intact = !filled || sys::is_open(fd);
+        if filled
+            && !paused
+            && registered_here
+            && let Err(err) = self.poller.unregister(fd)
+        {
+            log::debug!("removing {token:?}: {err}");
+            intact = false;
         }
+        let slot = self.free_slot(token);
+        match slot.object {
+            None => Err(stale(token)), // a reservation, given back
+            Some(object) if intact => Ok(object),
+            Some(object) => {
+                std::mem::forget(object);
+                Err(Error::FdClosed {
+                    token: format!("{token:?}"),
+                    fd,
+                })
+            }
+        }
+    }
+
+    /// Empties a live slot: its timers cancelled (reported or not), its
+    /// generation moved on so that `token` goes stale.
+    fn free_slot(&mut self, token: Token) -> Slot<T> {
         let index = token.index();
         if self.generations.len() <= index {
             self.generations.resize(index + 1, 0);
         }
         self.generations[index] = token.generation().wrapping_add(1);
-        Ok(self.slots.remove(index).object)
+        let slot = self.slots.remove(index);
+        if slot.object.is_none() {
+            self.reserved -= 1;
+        }
+        for &id in &slot.timers {
+            let _ = self.cancel_timer(id);
+        }
+        slot
+    }
+
+    /// Files timer `id` under the live slot `token` names (if any), so
+    /// that `remove` cancels it. Ids of timers already gone are forgotten
+    /// before the list doubles, so an object that arms a timer per message
+    /// stays bounded.
+    pub(crate) fn attach_timer(&mut self, id: TimerId, token: Token) {
+        let Some(slot) = self.slots.get_mut(token.index()) else {
+            return;
+        };
+        if slot.generation != token.generation() {
+            return;
+        }
+        if slot.timers.len() == slot.timers.capacity() && slot.timers.len() >= 4 {
+            let wheel = &self.timers.wheel;
+            slot.timers
+                .retain(|&id| wheel.is_pending(id) || wheel.is_held(id));
+        }
+        slot.timers.push(id);
     }
 
     /// Waits for events, as [`Poller::poll`]; every event's key is a
@@ -503,16 +969,31 @@ impl<T, P: Poller> Reactor<T, P> {
         self.timers.expire();
         if let Some(waker) = &self.waker {
             let mut woken = false;
+            let report = self.report_wakes;
             events.retain(|event| {
                 let ours = event.key() == Token::WAKER.key();
                 woken |= ours;
-                !ours
+                report || !ours
             });
             if woken {
                 waker.drain();
             }
         }
         Ok(events.len())
+    }
+
+    /// Asks [`poll`](Reactor::poll) to report a wake from the [`Waker`] as
+    /// an event carrying [`Token::WAKER`] (off by default: a wake then only
+    /// ends the wait), so a wake is told apart from a timeout, and a loop
+    /// fed by a channel reads it only when woken.
+    ///
+    /// # Examples
+    ///
+    /// See [`Token::WAKER`].
+    ///
+    /// Python: keeping the self-pipe's fd in the list `p.poll()` returns
+    pub fn report_wakes(&mut self, report: bool) {
+        self.report_wakes = report;
     }
 
     /// A [`Waker`] for this reactor, created (and registered) on first use.
@@ -576,7 +1057,7 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `len(fdmap)`
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.slots.len() - self.reserved
     }
 
     /// Whether no object is registered.
@@ -587,7 +1068,7 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `not fdmap`
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len() == 0
     }
 
     /// Every live token with its object.
@@ -609,16 +1090,18 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `for fd, sock in fdmap.items(): ...`
     pub fn iter(&self) -> impl Iterator<Item = (Token, &T)> {
-        self.slots
-            .iter()
-            .map(|(index, slot)| (Token::new(index, slot.generation), &slot.object))
+        self.slots.iter().filter_map(|(index, slot)| {
+            let object = slot.object.as_ref()?;
+            Some((Token::new(index, slot.generation), object))
+        })
     }
 
     /// Every live token with its object, mutably (to broadcast, say).
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (Token, &mut T)> {
-        self.slots
-            .iter_mut()
-            .map(|(index, slot)| (Token::new(index, slot.generation), &mut slot.object))
+        self.slots.iter_mut().filter_map(|(index, slot)| {
+            let object = slot.object.as_mut()?;
+            Some((Token::new(index, slot.generation), object))
+        })
     }
 
     /// The poller underneath.
@@ -645,6 +1128,14 @@ impl<T, P: Poller> Reactor<T, P> {
     }
 }
 
+/// The slot of the live object `token` names (not a bare reservation).
+fn live_slot<T>(slots: &mut Slab<Slot<T>>, token: Token) -> Result<&mut Slot<T>> {
+    match slots.get_mut(token.index()) {
+        Some(slot) if slot.generation == token.generation() && slot.object.is_some() => Ok(slot),
+        _ => Err(stale(token)),
+    }
+}
+
 fn stale(token: Token) -> Error {
     Error::StaleToken {
         token: format!("{token:?}"),
@@ -655,7 +1146,7 @@ impl<T, P: Poller + fmt::Debug> fmt::Debug for Reactor<T, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reactor")
             .field("poller", &self.poller)
-            .field("objects", &self.slots.len())
+            .field("objects", &self.len())
             .finish()
     }
 }

@@ -39,8 +39,30 @@ impl Token {
     /// Keys at or above this are the reactor's own (its waker and, later,
     /// other internal sources); no object token reaches them.
     pub(crate) const INTERNAL: usize = usize::MAX - 15;
-    /// The key of the reactor's waker.
-    pub(crate) const WAKER: Token = Token(usize::MAX);
+
+    /// The token of the reactor's [`Waker`](crate::Waker): events carry it
+    /// once [`Reactor::report_wakes`](crate::Reactor::report_wakes) asks for
+    /// wakes to be reported. No object ever gets it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{Events, Reactor, Token};
+    ///
+    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
+    /// let waker = reactor.waker()?;
+    /// reactor.report_wakes(true);
+    /// waker.wake()?;
+    /// let mut events = Events::with_capacity(4);
+    /// reactor.poll(&mut events, Some(Duration::from_secs(5)))?;
+    /// assert_eq!(events.iter().next().map(|e| e.token()), Some(Token::WAKER));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: the read end of the self-pipe showing up in `p.poll()`'s list.
+    pub const WAKER: Token = Token(usize::MAX);
 
     pub(crate) fn new(index: usize, generation: u32) -> Token {
         Token((generation as usize) << 32 | index)

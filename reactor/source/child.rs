@@ -62,8 +62,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::error::Result;
-use crate::source::{Signals, signal_name};
+use crate::error::{Error, Result};
+use crate::source::{Signal, Signals, signal_name};
 use crate::sys;
 
 /// How a child process ended: the wait status `waitpid` reports.
@@ -79,7 +79,7 @@ use crate::sys;
 /// assert_eq!(ExitStatus::from_raw(3 << 8).to_string(), "exited with 3");
 /// assert_eq!(ExitStatus::from_raw(3 << 8).code(), Some(3));
 /// assert_eq!(ExitStatus::from_raw(libc::SIGKILL).to_string(), "killed by SIGKILL");
-/// assert_eq!(ExitStatus::from_raw(libc::SIGKILL).signal(), Some(libc::SIGKILL));
+/// assert_eq!(ExitStatus::from_raw(libc::SIGKILL).signal(), Some(reactor::Signal::KILL));
 /// assert!(ExitStatus::from_raw(0).success());
 /// ```
 ///
@@ -113,7 +113,7 @@ impl ExitStatus {
     /// assert_eq!((exited.code(), exited.signal(), exited.success()), (Some(3), None, false));
     /// let killed = Command::new("sh").args(["-c", "kill -9 $$"]).status()?;
     /// let killed = ExitStatus::from_raw(killed.into_raw());
-    /// assert_eq!((killed.code(), killed.signal()), (None, Some(libc::SIGKILL)));
+    /// assert_eq!((killed.code(), killed.signal()), (None, Some(reactor::Signal::KILL)));
     /// assert!(ExitStatus::from_raw(Command::new("true").status()?.into_raw()).success());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -130,8 +130,8 @@ impl ExitStatus {
     /// See the example on [`code`](ExitStatus::code).
     ///
     /// Python: `os.WIFSIGNALED(status) and os.WTERMSIG(status)`
-    pub fn signal(self) -> Option<i32> {
-        libc::WIFSIGNALED(self.0).then(|| libc::WTERMSIG(self.0))
+    pub fn signal(self) -> Option<Signal> {
+        libc::WIFSIGNALED(self.0).then(|| Signal::from_raw(libc::WTERMSIG(self.0)))
     }
 
     /// Whether the child dumped core as it died.
@@ -167,12 +167,7 @@ impl fmt::Display for ExitStatus {
         if let Some(code) = self.code() {
             write!(f, "exited with {code}")
         } else if let Some(signal) = self.signal() {
-            let name = signal_name(signal);
-            if name == "signal" {
-                write!(f, "killed by signal {signal}")?;
-            } else {
-                write!(f, "killed by {name}")?;
-            }
+            write!(f, "killed by {signal}")?;
             if self.core_dumped() {
                 f.write_str(" (core dumped)")?;
             }
@@ -364,6 +359,48 @@ impl Pidfd {
     ///
     /// Python: `fd = os.pidfd_open(pid)`
     pub fn open(pid: libc::pid_t) -> Result<Pidfd> {
+        Pidfd::open_pid(pid)
+    }
+
+    /// Opens a pidfd for a child started with [`std::process::Command`]:
+    /// no pid to convert, no libc. Reap it through the pidfd
+    /// ([`try_wait`](Pidfd::try_wait)), not with `child.wait()` as well.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Pidfd::open): `ENOSYS` before Linux 5.3.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use reactor::{ChildMode, Pidfd, Signal};
+    ///
+    /// if ChildMode::detect() == ChildMode::Pidfd {
+    ///     let child = Command::new("sleep").arg("10").spawn()?;
+    ///     let mut pidfd = Pidfd::from_child(&child)?;
+    ///     pidfd.send_signal(Signal::TERM)?;
+    ///     while pidfd.try_wait()?.is_none() {
+    ///         std::thread::sleep(std::time::Duration::from_millis(5)); // a real loop polls
+    ///     }
+    ///     assert_eq!(pidfd.try_wait()?.unwrap().signal(), Some(Signal::TERM));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `os.pidfd_open(proc.pid)` for a `subprocess.Popen`
+    pub fn from_child(child: &std::process::Child) -> Result<Pidfd> {
+        match libc::pid_t::try_from(child.id()) {
+            Ok(pid) => Pidfd::open_pid(pid),
+            Err(_) => Err(Error::Sys {
+                call: "pidfd_open",
+                fd: None,
+                source: std::io::Error::from_raw_os_error(libc::ESRCH),
+            }),
+        }
+    }
+
+    fn open_pid(pid: libc::pid_t) -> Result<Pidfd> {
         // SAFETY: pidfd_open takes a pid and flags, no pointers; it returns
         // a new fd or -1.
         let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -425,7 +462,7 @@ impl Pidfd {
     ///         if let Some(status) = pidfd.try_wait()? { break status; }
     ///         std::thread::sleep(Duration::from_millis(5)); // a real loop would poll
     ///     };
-    ///     assert_eq!(status.signal(), Some(libc::SIGTERM));
+    ///     assert_eq!(status.signal(), Some(reactor::Signal::TERM));
     ///     assert_eq!(pidfd.try_wait()?, Some(status)); // reaped once, reported again
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -488,7 +525,8 @@ impl Pidfd {
     /// ```
     ///
     /// Python: `signal.pidfd_send_signal(fd, sig)`
-    pub fn send_signal(&self, signal: libc::c_int) -> Result<()> {
+    pub fn send_signal(&self, signal: impl Into<Signal>) -> Result<()> {
+        let signal = signal.into().raw();
         // SAFETY: no pointers are passed (info = NULL means "as kill(2)").
         let ret = unsafe {
             libc::syscall(
@@ -633,6 +671,52 @@ impl Reaper {
     pub fn reap(&mut self) -> Result<Vec<(libc::pid_t, ExitStatus)>> {
         self.signals.read()?;
         reap_exited()
+    }
+
+    /// Sends `signal` to the child `pid` (`kill(2)`), as `Child::id()`
+    /// gives it: no `unsafe` libc call in the program. Only signal a child
+    /// this reaper has not reaped yet: once reaped, its pid may be reused
+    /// (a [`Pidfd`] has no such race).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] from `kill`: `ESRCH` if no such process, `EINVAL`
+    /// for a bad signal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use reactor::{Reaper, Signal};
+    ///
+    /// let mut reaper = Reaper::new()?;
+    /// let child = Command::new("sleep").arg("10").spawn()?;
+    /// reaper.send_signal(child.id(), Signal::TERM)?;
+    /// let status = loop {
+    ///     if let Some((_, status)) = reaper.reap()?.into_iter().next() { break status; }
+    ///     std::thread::sleep(std::time::Duration::from_millis(5)); // a real loop polls
+    /// };
+    /// assert_eq!(status.signal(), Some(Signal::TERM));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `os.kill(pid, signal.SIGTERM)`
+    pub fn send_signal(&self, pid: u32, signal: impl Into<Signal>) -> Result<()> {
+        let signal = signal.into();
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return Err(Error::Sys {
+                call: "kill",
+                fd: None,
+                source: std::io::Error::from_raw_os_error(libc::ESRCH),
+            });
+        };
+        // SAFETY: kill takes two integers and no pointer; a positive pid
+        // names one process (never a group: pid_t::try_from refused values
+        // that would wrap to negative).
+        let ret = unsafe { libc::kill(pid, signal.raw()) };
+        sys::check(ret, "kill", None)?;
+        log::trace!("kill(pid={pid}, {signal}) → ok");
+        Ok(())
     }
 }
 

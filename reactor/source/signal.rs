@@ -71,6 +71,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
+use crate::source::Signal;
 use crate::sys;
 
 /// Highest signal number Linux has (`SIGRTMAX`), plus one.
@@ -129,10 +130,10 @@ fn slot_of(signal: libc::c_int) -> Option<usize> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use reactor::{Events, Interest, Reactor, Signals};
+/// use reactor::{Events, Interest, Reactor, Signal, Signals};
 ///
 /// let mut reactor = Reactor::new()?;
-/// let token = reactor.insert(Signals::new(&[libc::SIGUSR1])?, Interest::READABLE)?;
+/// let token = reactor.insert(Signals::new(&[Signal::USR1])?, Interest::READABLE)?;
 /// // SAFETY: raise only sends a signal to this thread.
 /// unsafe { libc::raise(libc::SIGUSR1) };
 /// unsafe { libc::raise(libc::SIGUSR1) }; // coalesces with the first
@@ -140,8 +141,8 @@ fn slot_of(signal: libc::c_int) -> Option<usize> {
 /// let mut events = Events::with_capacity(4);
 /// reactor.poll(&mut events, Some(Duration::from_secs(5)))?;
 /// let signals = reactor.get_mut(token).unwrap();
-/// assert_eq!(signals.read()?, vec![libc::SIGUSR1]);
-/// assert_eq!(signals.read()?, vec![]); // nothing new since
+/// assert_eq!(signals.read()?, [Signal::USR1]);
+/// assert!(signals.read()?.is_empty()); // nothing new since
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
@@ -179,19 +180,21 @@ impl Signals {
     /// # Examples
     ///
     /// ```
-    /// use reactor::Signals;
+    /// use reactor::{Signal, Signals};
     ///
-    /// let stop = Signals::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
-    /// assert_eq!(stop.signals(), vec![libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+    /// let stop = Signals::new(&[Signal::INT, Signal::TERM, Signal::HUP])?;
+    /// assert_eq!(stop.signals(), [Signal::INT, Signal::TERM, Signal::HUP]);
     /// // The same signal twice at once is refused:
-    /// assert!(Signals::new(&[libc::SIGTERM]).is_err());
+    /// assert!(Signals::new(&[Signal::TERM]).is_err());
     /// drop(stop);
-    /// assert!(Signals::new(&[libc::SIGTERM]).is_ok());
+    /// assert!(Signals::new(&[libc::SIGTERM]).is_ok()); // a bare number works too
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// Python: `signal.signal(SIGTERM, handler)` for each signal
-    pub fn new(signals: &[libc::c_int]) -> Result<Signals> {
+    pub fn new<S: Copy + Into<Signal>>(signals: &[S]) -> Result<Signals> {
+        let signals: Vec<libc::c_int> = signals.iter().map(|&s| s.into().raw()).collect();
+        let signals = &signals[..];
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors pipe2 writes.
         let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
@@ -319,7 +322,7 @@ impl Signals {
     /// ```
     ///
     /// Python: `os.read(r, 512)` on the wake-up fd
-    pub fn read(&mut self) -> Result<Vec<libc::c_int>> {
+    pub fn read(&mut self) -> Result<Vec<Signal>> {
         let mut buf = [0u8; 64];
         let mut bytes = 0;
         loop {
@@ -343,11 +346,11 @@ impl Signals {
         if self.owner == current_pid() {
             for &(signal, _) in &self.signals {
                 if PENDING[signal as usize].swap(false, Ordering::SeqCst) {
-                    seen.push(signal);
+                    seen.push(Signal::from_raw(signal));
                 }
             }
         }
-        let names: Vec<&str> = seen.iter().map(|&s| signal_name(s)).collect();
+        let names: Vec<&str> = seen.iter().map(|s| s.name()).collect();
         log::trace!(
             "read(signal pipe fd={}) → {bytes} byte(s): {}",
             self.read.as_raw_fd(),
@@ -371,8 +374,11 @@ impl Signals {
     /// ```
     ///
     /// Python: the list of signals passed to `signal.signal`
-    pub fn signals(&self) -> Vec<libc::c_int> {
-        self.signals.iter().map(|&(signal, _)| signal).collect()
+    pub fn signals(&self) -> Vec<Signal> {
+        self.signals
+            .iter()
+            .map(|&(signal, _)| Signal::from_raw(signal))
+            .collect()
     }
 
     /// Whether this instance was inherited across `fork()`: true in a child
@@ -483,8 +489,8 @@ extern "C" fn on_signal(signal: libc::c_int) {
 /// ```
 ///
 /// Python: `signal.Signals(n).name`
-pub fn signal_name(signal: libc::c_int) -> &'static str {
-    match signal {
+pub fn signal_name(signal: impl Into<Signal>) -> &'static str {
+    match signal.into().raw() {
         libc::SIGHUP => "SIGHUP",
         libc::SIGINT => "SIGINT",
         libc::SIGQUIT => "SIGQUIT",
