@@ -27,7 +27,7 @@ struct Cli {
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     max_line: u32,
     /// Seconds a new connection has to choose a valid name (fractions allowed: 0.5)
-    #[arg(long, default_value = "60", value_parser = parse_seconds)]
+    #[arg(long, default_value = "60", value_parser = cli::parse_seconds)]
     login_timeout: Duration,
     /// Bytes that may wait for one client before it is dropped as too slow
     #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1..=1 << 34))]
@@ -35,17 +35,6 @@ struct Cli {
     /// Most connections at once (logged in or not); more get `! room full`
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_clients: u32,
-}
-
-/// A number of seconds, possibly fractional, positive and finite.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !(secs > 0.0 && secs <= 1e9) {
-        return Err(format!("{text} must be above 0 and at most 1e9 seconds"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 fn main() {

@@ -5,12 +5,12 @@
 
 use std::fmt::Display;
 use std::io::Write;
-use std::net::{TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use reactor::{Backend, Signals};
+use reactor::{Backend, Signal, Signals};
 
 use crate::stdout;
 
@@ -175,7 +175,7 @@ pub const LISTEN_BACKLOG: libc::c_int = 511;
 
 /// SIGINT and SIGTERM as events: the graceful-stop signals of every server.
 pub fn stop_signals() -> Signals {
-    Signals::new(&[libc::SIGINT, libc::SIGTERM])
+    Signals::new(&[Signal::INT, Signal::TERM])
         .unwrap_or_else(|err| fail(format_args!("cannot install signal handlers: {err}")))
 }
 
@@ -201,4 +201,34 @@ pub fn warn_refused(peer: impl Display, why: impl Display) {
     }
     *last = Some(now);
     *quiet = 0;
+}
+
+/// A number of seconds, possibly fractional, positive and finite: the
+/// value of `--idle-timeout`, `--login-timeout` and the like.
+///
+/// # Errors
+///
+/// A message for clap when `text` is not such a number.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 1e9) {
+        return Err(format!("{text} must be above 0 and at most 1e9 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `HOST:PORT` resolved to its first address: the value of `--to`.
+///
+/// # Errors
+///
+/// A message for clap when `text` does not resolve.
+pub fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?}: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }

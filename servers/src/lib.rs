@@ -14,6 +14,7 @@
 //! | [`server`] | every server with a listener: `Source`, the accept loop |
 //! | [`stdout`] | the servers that print per message: stdout that never blocks |
 //! | [`escape`] | the same servers: client text printed as Python's `repr` shows it |
+//! | [`net`] | `proxy`: a TCP connect that does not wait for the handshake |
 //!
 //! It is a package of its own (`publish = false`) rather than a module each
 //! example includes, so that every piece is compiled once and an unused one
@@ -25,6 +26,7 @@ pub mod course_server;
 pub mod echo_engine;
 pub mod escape;
 pub mod http;
+pub mod net;
 pub mod prefork;
 pub mod records;
 pub mod server;

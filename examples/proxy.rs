@@ -1,0 +1,251 @@
+//! `proxy`: forwards every TCP connection it accepts to `--to HOST:PORT`,
+//! bytes both ways, with backpressure, half-close and an idle timeout.
+//!
+//! ```text
+//! python3 -m http.server 8000 --bind 127.0.0.1 &
+//! cargo run --example proxy -- --addr 127.0.0.1:8888 --to 127.0.0.1:8000
+//! curl -s http://127.0.0.1:8888/ | head
+//! ```
+//!
+//! Each connection is a pair of [`Side`]s in the reactor, each holding the
+//! bytes read from it that its peer has not taken yet (at most [`BUF`]).
+//! - **Backpressure**: a side whose buffer is full is not read; a side with
+//!   nothing to read or write is paused, so a stalled reader stalls its
+//!   writer through TCP instead of growing memory.
+//! - **Half-close**: a side's end of file is passed on as `shutdown(Write)`
+//!   once its buffer is drained; the pair closes when both ways are done.
+//! - **Idle timeout**: one timer per pair, owned by the client's token
+//!   (removing the side cancels it), pushed back whenever a byte moves.
+//!
+//! Python: `asyncio.start_server` with two `loop.sock_recv`/`sock_sendall` pumps.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, TimerId, Token};
+use servers::{cli, net};
+
+/// Bytes read from one side and not yet written to the other, at most.
+const BUF: usize = 64 * 1024;
+
+/// TCP proxy: forwards each connection to `--to`.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    net: cli::NetArgs,
+    /// Where to forward each connection (HOST:PORT)
+    #[arg(long, value_parser = cli::parse_socket_addr)]
+    to: SocketAddr,
+    /// Close a pair after this many seconds without a byte either way
+    #[arg(long, default_value = "300", value_parser = cli::parse_seconds)]
+    idle_timeout: Duration,
+}
+
+/// Everything the reactor watches.
+enum Source {
+    Listener(TcpListener),
+    Stop(Signals),
+    Side(Side),
+}
+
+impl AsFd for Source {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Source::Listener(l) => l.as_fd(),
+            Source::Stop(s) => s.as_fd(),
+            Source::Side(s) => s.stream.as_fd(),
+        }
+    }
+}
+
+/// One end of a forwarded connection.
+struct Side {
+    stream: TcpStream,
+    peer: Token,
+    /// The pair's idle timer (owned by the client side's token).
+    idle: TimerId,
+    /// Read from this side, not yet written to the peer: `buf[start..end]`.
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// This side sent its end of file...
+    eof: bool,
+    /// ...and it was passed on to the peer.
+    shut: bool,
+}
+
+impl Side {
+    fn new(stream: TcpStream, peer: Token, idle: TimerId) -> Side {
+        let buf = vec![0; BUF].into_boxed_slice();
+        let (start, end, eof, shut) = (0, 0, false, false);
+        Side {
+            stream,
+            peer,
+            idle,
+            buf,
+            start,
+            end,
+            eof,
+            shut,
+        }
+    }
+
+    /// What to watch this side for, `None` for nothing (paused).
+    fn want(&self, peer: &Side) -> Option<Interest> {
+        let read = !self.eof && self.end < BUF;
+        let write = peer.start < peer.end || (peer.eof && !peer.shut);
+        match (read, write) {
+            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        }
+    }
+}
+
+/// Moves what it can from `from` to `to`; returns whether a byte moved.
+fn pump(from: &mut Side, to: &mut Side) -> io::Result<bool> {
+    let mut moved = false;
+    loop {
+        let mut progress = false;
+        if from.start == from.end {
+            (from.start, from.end) = (0, 0);
+        }
+        if !from.eof && from.end < BUF {
+            match from.stream.read(&mut from.buf[from.end..]) {
+                Ok(0) => from.eof = true,
+                Ok(n) => (from.end, progress) = (from.end + n, true),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if from.start < from.end {
+            match to.stream.write(&from.buf[from.start..from.end]) {
+                Ok(n) => (from.start, progress) = (from.start + n, true),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        moved |= progress;
+        if !progress {
+            break;
+        }
+    }
+    // Pass the end of file on once drained (not while `to` is connecting:
+    // shutdown would abort the connect).
+    if from.eof && from.start == from.end && !from.shut && to.stream.peer_addr().is_ok() {
+        to.stream.shutdown(Shutdown::Write)?;
+        from.shut = true;
+    }
+    Ok(moved)
+}
+
+/// Handles readiness on one side of a pair: pumps both ways, re-arms the
+/// idle timer if a byte moved, sets both sides' interest, closes when done.
+fn forward(reactor: &mut Reactor<Source>, token: Token, timeout: Duration) -> io::Result<()> {
+    let Some(Source::Side(side)) = reactor.get(token) else {
+        return Ok(());
+    };
+    let peer = side.peer;
+    let Some([Source::Side(a), Source::Side(b)]) = reactor.get_disjoint_mut([token, peer]) else {
+        return Ok(());
+    };
+    let moved = pump(a, b)? | pump(b, a)?;
+    if a.shut && b.shut {
+        return Err(ErrorKind::UnexpectedEof.into()); // both ways done: close
+    }
+    let (want_a, want_b, idle) = (a.want(b), b.want(a), a.idle);
+    // A false reset means the timer was taken this turn: the pair is closing.
+    let _ = moved && reactor.reset_timer(idle, Instant::now() + timeout);
+    for (t, want) in [(token, want_a), (peer, want_b)] {
+        match want {
+            Some(interest) => reactor.modify(t, interest)?, // no system call if unchanged
+            None => reactor.pause(t)?,
+        }
+    }
+    Ok(())
+}
+
+/// Joins a new client to a new connection to `--to`: two sides that know
+/// each other's token from the start, and one idle timer owned by the client.
+fn open(reactor: &mut Reactor<Source>, client: TcpStream, cli: &Cli) -> io::Result<()> {
+    let upstream = net::connect(cli.to)?; // non-blocking: writable once connected
+    let (tc, tu) = (reactor.reserve(), reactor.reserve());
+    let idle = reactor.timer_after(cli.idle_timeout, tc);
+    let side = |stream, peer| Source::Side(Side::new(stream, peer, idle));
+    let result = (reactor.insert_at(tc, side(client, tu), Interest::READABLE))
+        .and_then(|()| reactor.insert_at(tu, side(upstream, tc), Interest::READABLE));
+    if result.is_err() {
+        let _ = (reactor.remove(tc), reactor.remove(tu)); // the reservations and the timer
+    }
+    Ok(result?)
+}
+
+/// Closes both sides of the pair `token` belongs to (and so its timer).
+fn close(reactor: &mut Reactor<Source>, token: Token) {
+    let peer = match reactor.get(token) {
+        Some(Source::Side(side)) => side.peer,
+        _ => token,
+    };
+    let _ = (reactor.remove(token), reactor.remove(peer));
+}
+
+fn main() {
+    let cli = Cli::parse();
+    cli::init_logging();
+    let backend = cli.net.backend.choose(Backend::Epoll);
+    let listener = cli::bind_tcp(&cli.net.addr);
+    let local = listener.local_addr().unwrap_or_else(|e| cli::fail(e));
+    if let Err(err) = run(listener, backend, &cli, local) {
+        cli::fail(err);
+    }
+}
+
+fn run(listener: TcpListener, backend: Backend, cli: &Cli, local: SocketAddr) -> io::Result<()> {
+    let mut reactor = Reactor::with_backend(backend)?;
+    let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
+    reactor.insert(Source::Stop(cli::stop_signals()), Interest::READABLE)?;
+    cli::announce(local, backend);
+    let (mut events, mut acceptor) = (Events::with_capacity(1024), Acceptor::new());
+    loop {
+        reactor.poll(&mut events, None)?;
+        for event in &events {
+            match reactor.get_mut(event.token()) {
+                None => {} // closed earlier in this batch
+                Some(Source::Stop(stop)) => {
+                    let signals = stop.read()?;
+                    if !signals.is_empty() {
+                        return Ok(()); // SIGINT or SIGTERM: exit 0
+                    }
+                }
+                Some(Source::Listener(_)) => {
+                    while let Some(Source::Listener(l)) = reactor.get(listen) {
+                        match acceptor.accept(|| l.accept(), |(s, _)| s.set_nonblocking(true))? {
+                            Accepted::Connection((client, peer)) => {
+                                if let Err(err) = open(&mut reactor, client, cli) {
+                                    log::warn!("proxy: dropping {peer}: {err}");
+                                }
+                            }
+                            Accepted::Shed => {}
+                            Accepted::Drained => break,
+                        }
+                    }
+                }
+                Some(Source::Side(_)) => {
+                    if let Err(err) = forward(&mut reactor, event.token(), cli.idle_timeout) {
+                        log::debug!("proxy: closing {:?}: {err}", event.token());
+                        close(&mut reactor, event.token());
+                    }
+                }
+            }
+        }
+        while let Some((_, token)) = reactor.next_expired() {
+            log::debug!("proxy: {token:?} idle for {:?}, closing", cli.idle_timeout);
+            close(&mut reactor, token);
+        }
+    }
+}
