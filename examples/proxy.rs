@@ -98,12 +98,7 @@ impl Side {
     fn want(&self, peer: &Side) -> Option<Interest> {
         let read = !self.eof && self.end < BUF;
         let write = peer.start < peer.end || (peer.eof && !peer.shut);
-        match (read, write) {
-            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
-            (true, false) => Some(Interest::READABLE),
-            (false, true) => Some(Interest::WRITABLE),
-            (false, false) => None,
-        }
+        Interest::from_flags(read, write)
     }
 }
 
@@ -146,28 +141,19 @@ fn pump(from: &mut Side, to: &mut Side) -> io::Result<bool> {
 
 /// Handles readiness on one side of a pair: pumps both ways, re-arms the
 /// idle timer if a byte moved, sets both sides' interest, closes when done.
-fn forward(reactor: &mut Reactor<Source>, token: Token, timeout: Duration) -> io::Result<()> {
-    let Some(Source::Side(side)) = reactor.get(token) else {
-        return Ok(());
-    };
-    let peer = side.peer;
-    let Some([Source::Side(a), Source::Side(b)]) = reactor.get_disjoint_mut([token, peer]) else {
+fn forward(reactor: &mut Reactor<Source>, [ta, tb]: [Token; 2], idle: Duration) -> io::Result<()> {
+    let Some([Source::Side(a), Source::Side(b)]) = reactor.get_disjoint_mut([ta, tb]) else {
         return Ok(());
     };
     let moved = pump(a, b)? | pump(b, a)?;
     if a.shut && b.shut {
         return Err(ErrorKind::UnexpectedEof.into()); // both ways done: close
     }
-    let (want_a, want_b, idle) = (a.want(b), b.want(a), a.idle);
+    let (want_a, want_b, timer) = (a.want(b), b.want(a), a.idle);
     // A false reset means the timer was taken this turn: the pair is closing.
-    let _ = moved && reactor.reset_timer(idle, Instant::now() + timeout);
-    for (t, want) in [(token, want_a), (peer, want_b)] {
-        match want {
-            Some(interest) => reactor.modify(t, interest)?, // no system call if unchanged
-            None => reactor.pause(t)?,
-        }
-    }
-    Ok(())
+    let _ = moved && reactor.reset_timer(timer, Instant::now() + idle);
+    reactor.watch(ta, want_a)?; // None pauses; no system call if unchanged
+    Ok(reactor.watch(tb, want_b)?)
 }
 
 /// Joins a new client to a new connection to `--to`: two sides that know
@@ -187,41 +173,34 @@ fn open(reactor: &mut Reactor<Source>, client: TcpStream, cli: &Cli) -> io::Resu
 
 /// Closes both sides of the pair `token` belongs to (and so its timer).
 fn close(reactor: &mut Reactor<Source>, token: Token) {
-    let peer = match reactor.get(token) {
-        Some(Source::Side(side)) => side.peer,
-        _ => token,
-    };
-    let _ = (reactor.remove(token), reactor.remove(peer));
+    if let Ok(Source::Side(side)) = reactor.remove(token) {
+        let _ = reactor.remove(side.peer);
+    }
 }
 
 fn main() {
     let cli = Cli::parse();
     cli::init_logging();
-    let backend = cli.net.backend.choose(Backend::Epoll);
-    let listener = cli::bind_tcp(&cli.net.addr);
-    let local = listener.local_addr().unwrap_or_else(|e| cli::fail(e));
-    if let Err(err) = run(listener, backend, &cli, local) {
+    if let Err(err) = run(&cli) {
         cli::fail(err);
     }
 }
 
-fn run(listener: TcpListener, backend: Backend, cli: &Cli, local: SocketAddr) -> io::Result<()> {
+fn run(cli: &Cli) -> io::Result<()> {
+    let backend = cli.net.backend.choose(Backend::Epoll);
+    let listener = cli::bind_tcp(&cli.net.addr);
+    cli::announce(listener.local_addr()?, backend);
     let mut reactor = Reactor::with_backend(backend)?;
     let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
     reactor.insert(Source::Stop(cli::stop_signals()), Interest::READABLE)?;
-    cli::announce(local, backend);
     let (mut events, mut acceptor) = (Events::with_capacity(1024), Acceptor::new());
     loop {
         reactor.poll(&mut events, None)?;
         for event in &events {
             match reactor.get_mut(event.token()) {
                 None => {} // closed earlier in this batch
-                Some(Source::Stop(stop)) => {
-                    let signals = stop.read()?;
-                    if !signals.is_empty() {
-                        return Ok(()); // SIGINT or SIGTERM: exit 0
-                    }
-                }
+                // The pipe only turns readable when SIGINT or SIGTERM arrives.
+                Some(Source::Stop(_)) => return Ok(()),
                 Some(Source::Listener(_)) => {
                     while let Some(Source::Listener(l)) = reactor.get(listen) {
                         match acceptor.accept(|| l.accept(), |(s, _)| s.set_nonblocking(true))? {
@@ -235,8 +214,9 @@ fn run(listener: TcpListener, backend: Backend, cli: &Cli, local: SocketAddr) ->
                         }
                     }
                 }
-                Some(Source::Side(_)) => {
-                    if let Err(err) = forward(&mut reactor, event.token(), cli.idle_timeout) {
+                Some(Source::Side(side)) => {
+                    let pair = [event.token(), side.peer];
+                    if let Err(err) = forward(&mut reactor, pair, cli.idle_timeout) {
                         log::debug!("proxy: closing {:?}: {err}", event.token());
                         close(&mut reactor, event.token());
                     }

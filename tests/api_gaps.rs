@@ -211,6 +211,15 @@ fn a_modify_that_changes_nothing_makes_no_system_call(backend: &str) {
         .modify_with(token, Interest::WRITABLE, Trigger::Oneshot)
         .unwrap();
     assert_eq!(calls.get(), 6, "a oneshot re-arm was swallowed");
+    // watch(None) is pause, watch(Some) is modify: the same bookkeeping.
+    reactor.watch(token, None).unwrap();
+    reactor
+        .watch(token, Interest::from_flags(false, false))
+        .unwrap();
+    assert_eq!(calls.get(), 7, "watch(None) twice costs one call");
+    reactor.watch(token, Some(Interest::READABLE)).unwrap();
+    reactor.watch(token, Some(Interest::READABLE)).unwrap();
+    assert_eq!(calls.get(), 8);
 }
 
 fn a_token_reserved_before_its_object_exists(backend: &str) {

@@ -794,6 +794,41 @@ impl<T, P: Poller> Reactor<T, P> {
         Ok(())
     }
 
+    /// Watches the object behind `token` for `interest`, or for nothing
+    /// (paused) when it is `None`: [`modify`](Reactor::modify) or
+    /// [`pause`](Reactor::pause) in one call, for a loop that recomputes
+    /// each object's interest every turn. No system call when nothing
+    /// changes.
+    ///
+    /// # Errors
+    ///
+    /// As [`modify`](Reactor::modify) and [`pause`](Reactor::pause).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let token = reactor.insert(a, Interest::READABLE)?;
+    /// let (room, queued) = (false, false); // buffer full, nothing to send
+    /// reactor.watch(token, Interest::from_flags(room, queued))?;
+    /// assert!(reactor.is_paused(token));
+    /// reactor.watch(token, Interest::from_flags(true, queued))?;
+    /// assert!(!reactor.is_paused(token));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Python: `p.modify(fd, mask) if mask else p.unregister(fd)`
+    pub fn watch(&mut self, token: Token, interest: Option<Interest>) -> Result<()> {
+        match interest {
+            Some(interest) => self.modify(token, interest),
+            None => self.pause(token),
+        }
+    }
+
     /// Whether the object behind `token` is [paused](Reactor::pause)
     /// (`false` for a stale token).
     ///

@@ -12,7 +12,9 @@ use std::ops::BitOr;
 /// Which kinds of readiness to watch a descriptor for.
 ///
 /// Combine with `|`. An empty interest is not representable: to stop
-/// watching a descriptor, `unregister` it.
+/// watching a descriptor, `unregister` it, or [`pause`](crate::Reactor::pause)
+/// it in a reactor ([`from_flags`](Interest::from_flags) and
+/// [`Reactor::watch`](crate::Reactor::watch) say "nothing" with `None`).
 ///
 /// # Examples
 ///
@@ -41,6 +43,29 @@ impl Interest {
     pub const WRITABLE: Interest = Interest(WRITABLE);
     /// Urgent (out-of-band) data. Python: `POLLPRI` / `EPOLLPRI`, or the third list of `select()`.
     pub const PRIORITY: Interest = Interest(PRIORITY);
+
+    /// `READABLE`, `WRITABLE`, both, or `None` for neither: what a loop
+    /// with backpressure computes each turn ("read while there is room,
+    /// write while something waits"), ready for
+    /// [`Reactor::watch`](crate::Reactor::watch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::Interest;
+    ///
+    /// assert_eq!(Interest::from_flags(true, true), Some(Interest::READABLE | Interest::WRITABLE));
+    /// assert_eq!(Interest::from_flags(false, true), Some(Interest::WRITABLE));
+    /// assert_eq!(Interest::from_flags(false, false), None);
+    /// ```
+    ///
+    /// Python: `(select.POLLIN if room else 0) | (select.POLLOUT if queued else 0)`
+    pub const fn from_flags(readable: bool, writable: bool) -> Option<Interest> {
+        match (readable as u8 * READABLE) | (writable as u8 * WRITABLE) {
+            0 => None,
+            bits => Some(Interest(bits)),
+        }
+    }
 
     /// Both interests together; usable in `const` contexts where `|` is not.
     ///
