@@ -95,6 +95,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+//! # Which backend: `Reactor::new()` or `Reactor::from_env()`
+//!
+//! [`Reactor::new`] is always epoll and never reads the environment: a
+//! program's behaviour does not change because a variable was left set in
+//! a shell. [`Reactor::from_env`] honours `REACTOR_BACKEND=select|poll|epoll`
+//! (else epoll), as libev honours `LIBEV_FLAGS` and libevent its
+//! `EVENT_NO*` variables, for a program that wants its users or its tests to
+//! switch backends without a flag; a name it does not know is an error, not
+//! a silent epoll. [`Reactor::with_backend`] takes the choice from the
+//! program's own flag. The examples take `--backend`, then `REACTOR_BACKEND`.
+//! Seeing the trace of one's own program needs a logger, such as
+//! `env_logger` with `RUST_LOG=reactor=trace`.
+//!
 //! # Layers
 //!
 //! The folders read bottom to top; each layer uses only the ones below it:
