@@ -53,6 +53,9 @@ fi
 cargo bench -p reactor-bench --bench echo -- "${echo_args[@]}" --out "$out"
 # HTTP: http_server's engine against nginx under wrk (skips what is not installed).
 cargo bench -p reactor-bench --bench http -- "${echo_args[@]}" --out "$out"
+# The proxy bench runs the proxy example itself: build it with the same profile.
+cargo build --profile bench --example proxy
+cargo bench -p reactor-bench --bench proxy -- "${echo_args[@]}" --out "$out"
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/run.txt"
 if [ "$profile" != "--smoke" ]; then
