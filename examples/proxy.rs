@@ -20,13 +20,13 @@
 //! Python: `asyncio.start_server` with two `loop.sock_recv`/`sock_sendall` pumps.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, Signals, TimerId, Token};
-use servers::{cli, net};
+use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, TimerId, Token};
+use servers::{cli, net, server};
 
 /// Bytes read from one side and not yet written to the other, at most.
 const BUF: usize = 64 * 1024;
@@ -45,22 +45,8 @@ struct Cli {
     idle_timeout: Duration,
 }
 
-/// Everything the reactor watches.
-enum Source {
-    Listener(TcpListener),
-    Stop(Signals),
-    Side(Side),
-}
-
-impl AsFd for Source {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Source::Listener(l) => l.as_fd(),
-            Source::Stop(s) => s.as_fd(),
-            Source::Side(s) => s.stream.as_fd(),
-        }
-    }
-}
+/// What the reactor watches: the listener, the stop signals, the sides.
+type Source = server::Source<Side>;
 
 /// One end of a forwarded connection.
 struct Side {
@@ -76,6 +62,12 @@ struct Side {
     eof: bool,
     /// ...and it was passed on to the peer.
     shut: bool,
+}
+
+impl AsFd for Side {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
 }
 
 impl Side {
@@ -142,7 +134,7 @@ fn pump(from: &mut Side, to: &mut Side) -> io::Result<bool> {
 /// Handles readiness on one side of a pair: pumps both ways, re-arms the
 /// idle timer if a byte moved, sets both sides' interest, closes when done.
 fn forward(reactor: &mut Reactor<Source>, [ta, tb]: [Token; 2], idle: Duration) -> io::Result<()> {
-    let Some([Source::Side(a), Source::Side(b)]) = reactor.get_disjoint_mut([ta, tb]) else {
+    let Some([Source::Conn(a), Source::Conn(b)]) = reactor.get_disjoint_mut([ta, tb]) else {
         return Ok(());
     };
     let moved = pump(a, b)? | pump(b, a)?;
@@ -162,7 +154,7 @@ fn open(reactor: &mut Reactor<Source>, client: TcpStream, cli: &Cli) -> io::Resu
     let upstream = net::connect(cli.to)?; // non-blocking: writable once connected
     let (tc, tu) = (reactor.reserve(), reactor.reserve());
     let idle = reactor.timer_after(cli.idle_timeout, tc);
-    let side = |stream, peer| Source::Side(Side::new(stream, peer, idle));
+    let side = |stream, peer| Source::Conn(Side::new(stream, peer, idle));
     let result = (reactor.insert_at(tc, side(client, tu), Interest::READABLE))
         .and_then(|()| reactor.insert_at(tu, side(upstream, tc), Interest::READABLE));
     if result.is_err() {
@@ -173,7 +165,7 @@ fn open(reactor: &mut Reactor<Source>, client: TcpStream, cli: &Cli) -> io::Resu
 
 /// Closes both sides of the pair `token` belongs to (and so its timer).
 fn close(reactor: &mut Reactor<Source>, token: Token) {
-    if let Ok(Source::Side(side)) = reactor.remove(token) {
+    if let Ok(Source::Conn(side)) = reactor.remove(token) {
         let _ = reactor.remove(side.peer);
     }
 }
@@ -188,11 +180,7 @@ fn main() {
 
 fn run(cli: &Cli) -> io::Result<()> {
     let backend = cli.net.backend.choose(Backend::Epoll);
-    let listener = cli::bind_tcp(&cli.net.addr);
-    cli::announce(listener.local_addr()?, backend);
-    let mut reactor = Reactor::with_backend(backend)?;
-    let listen = reactor.insert(Source::Listener(listener), Interest::READABLE)?;
-    reactor.insert(Source::Stop(cli::stop_signals()), Interest::READABLE)?;
+    let (mut reactor, listen) = server::start(&cli.net.addr, backend);
     let (mut events, mut acceptor) = (Events::with_capacity(1024), Acceptor::new());
     loop {
         reactor.poll(&mut events, None)?;
@@ -214,7 +202,7 @@ fn run(cli: &Cli) -> io::Result<()> {
                         }
                     }
                 }
-                Some(Source::Side(side)) => {
+                Some(Source::Conn(side)) => {
                     let pair = [event.token(), side.peer];
                     if let Err(err) = forward(&mut reactor, pair, cli.idle_timeout) {
                         log::debug!("proxy: closing {:?}: {err}", event.token());

@@ -22,25 +22,22 @@ use reactor::{
 };
 
 backend_tests!(
-    backends: [select, poll, epoll],
-    tests: [
-        two_objects_borrowed_at_once,
-        a_paused_object_stays_registered_and_quiet,
-        a_modify_that_changes_nothing_makes_no_system_call,
-        a_token_reserved_before_its_object_exists,
-        remove_cancels_the_objects_timers,
-        remove_drops_a_fired_but_untaken_timer,
-        an_owner_less_timer_carries_a_value,
-        reset_works_on_a_fired_but_untaken_timer,
-        a_wake_is_an_event_with_its_own_token_when_asked,
-        insert_errors_convert_to_io_errors,
-        remove_after_the_fd_was_closed_behind_the_maps_back,
-        an_fd_reused_behind_the_maps_back_loses_no_registration,
-    ]
+    two_objects_borrowed_at_once,
+    a_paused_object_stays_registered_and_quiet,
+    a_modify_that_changes_nothing_makes_no_system_call,
+    a_token_reserved_before_its_object_exists,
+    remove_cancels_the_objects_timers,
+    remove_drops_a_fired_but_untaken_timer,
+    an_owner_less_timer_carries_a_value,
+    reset_works_on_a_fired_but_untaken_timer,
+    a_wake_is_an_event_with_its_own_token_when_asked,
+    insert_errors_convert_to_io_errors,
+    remove_after_the_fd_was_closed_behind_the_maps_back,
+    an_fd_reused_behind_the_maps_back_loses_no_registration,
 );
 
-fn reactor<T>(backend: &str) -> Reactor<T> {
-    Reactor::with_backend(backend.parse::<Backend>().unwrap()).unwrap()
+fn reactor<T>(backend: Backend) -> Reactor<T> {
+    Reactor::with_backend(backend).unwrap()
 }
 
 /// The tokens of the events one `poll` of at most `wait` reports.
@@ -79,7 +76,7 @@ fn poll_until_a_timer_fires<T>(reactor: &mut Reactor<T>) -> (Option<Token>, Opti
     panic!("[{}] no timer fired within 5 s", reactor.backend_name());
 }
 
-fn two_objects_borrowed_at_once(backend: &str) {
+fn two_objects_borrowed_at_once(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = reactor::<UnixStream>(backend);
     let (a, mut a_peer) = socket_pair();
@@ -110,7 +107,7 @@ fn two_objects_borrowed_at_once(backend: &str) {
     assert!(reactor.get_disjoint_mut::<0>([]).is_some());
 }
 
-fn a_paused_object_stays_registered_and_quiet(backend: &str) {
+fn a_paused_object_stays_registered_and_quiet(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = reactor::<UnixStream>(backend);
     let (a, mut peer) = socket_pair();
@@ -173,10 +170,10 @@ impl Poller for Counting {
     }
 }
 
-fn a_modify_that_changes_nothing_makes_no_system_call(backend: &str) {
+fn a_modify_that_changes_nothing_makes_no_system_call(backend: Backend) {
     let _fds = fds_shared();
     let calls = Rc::new(Cell::new(0));
-    let inner = backend.parse::<Backend>().unwrap().new_poller().unwrap();
+    let inner = backend.new_poller().unwrap();
     let mut reactor = Reactor::with_poller(Counting {
         inner,
         calls: Rc::clone(&calls),
@@ -222,7 +219,7 @@ fn a_modify_that_changes_nothing_makes_no_system_call(backend: &str) {
     assert_eq!(calls.get(), 8);
 }
 
-fn a_token_reserved_before_its_object_exists(backend: &str) {
+fn a_token_reserved_before_its_object_exists(backend: Backend) {
     let _fds = fds_shared();
     /// An object that knows its own token and its partner's.
     struct Half {
@@ -279,7 +276,7 @@ fn a_token_reserved_before_its_object_exists(backend: &str) {
     assert!(matches!(err.error, Error::StaleToken { .. }));
 }
 
-fn remove_cancels_the_objects_timers(backend: &str) {
+fn remove_cancels_the_objects_timers(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = reactor::<UnixStream>(backend);
     let (a, _peer) = socket_pair();
@@ -294,7 +291,7 @@ fn remove_cancels_the_objects_timers(backend: &str) {
     assert_eq!(reactor.next_expired(), None);
 }
 
-fn remove_drops_a_fired_but_untaken_timer(backend: &str) {
+fn remove_drops_a_fired_but_untaken_timer(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = reactor::<UnixStream>(backend);
     let (a, _peer) = socket_pair();
@@ -310,7 +307,7 @@ fn remove_drops_a_fired_but_untaken_timer(backend: &str) {
     );
 }
 
-fn an_owner_less_timer_carries_a_value(backend: &str) {
+fn an_owner_less_timer_carries_a_value(backend: Backend) {
     let mut reactor = reactor::<UnixStream>(backend);
     let id = reactor.timer_value_after(Duration::from_millis(5), 0xfeed);
     assert_eq!(poll_until_a_timer_fires(&mut reactor), (None, Some(0xfeed)));
@@ -318,7 +315,7 @@ fn an_owner_less_timer_carries_a_value(backend: &str) {
     assert!(!reactor.cancel_timer(id), "a fired timer is not pending");
 }
 
-fn reset_works_on_a_fired_but_untaken_timer(backend: &str) {
+fn reset_works_on_a_fired_but_untaken_timer(backend: Backend) {
     let _fds = fds_shared();
     let mut reactor = reactor::<UnixStream>(backend);
     let (a, _peer) = socket_pair();
@@ -340,7 +337,7 @@ fn reset_works_on_a_fired_but_untaken_timer(backend: &str) {
     assert!(!reactor.reset_timer(idle, Instant::now()));
 }
 
-fn a_wake_is_an_event_with_its_own_token_when_asked(backend: &str) {
+fn a_wake_is_an_event_with_its_own_token_when_asked(backend: Backend) {
     let mut reactor = reactor::<UnixStream>(backend);
     let waker = reactor.waker().unwrap();
     reactor.report_wakes(true);
@@ -361,7 +358,7 @@ fn a_wake_is_an_event_with_its_own_token_when_asked(backend: &str) {
     assert!(poll_tokens(&mut reactor, Duration::from_millis(10)).is_empty());
 }
 
-fn insert_errors_convert_to_io_errors(backend: &str) {
+fn insert_errors_convert_to_io_errors(backend: Backend) {
     let _fds = fds_shared();
     fn twice(reactor: &mut Reactor<&UnixStream>, s: &'static UnixStream) -> io::Result<()> {
         reactor.insert(s, Interest::READABLE)?;
@@ -392,7 +389,7 @@ fn close(fd: RawFd) {
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
 }
 
-fn remove_after_the_fd_was_closed_behind_the_maps_back(backend: &str) {
+fn remove_after_the_fd_was_closed_behind_the_maps_back(backend: Backend) {
     let _fds = fds_exclusive();
     let mut reactor = reactor::<Raw>(backend);
     let (a, mut peer) = socket_pair();
@@ -412,7 +409,7 @@ fn remove_after_the_fd_was_closed_behind_the_maps_back(backend: &str) {
     drop(copy);
 }
 
-fn an_fd_reused_behind_the_maps_back_loses_no_registration(backend: &str) {
+fn an_fd_reused_behind_the_maps_back_loses_no_registration(backend: Backend) {
     let _fds = fds_exclusive();
     let mut reactor = reactor::<Raw>(backend);
     let (a, _a_peer) = socket_pair();
