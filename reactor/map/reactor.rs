@@ -781,7 +781,21 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// # Examples
     ///
-    /// See [`pause`](Reactor::pause).
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{Events, Interest, Reactor};
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (a, _b) = UnixStream::pair()?;
+    /// let token = reactor.insert(a, Interest::WRITABLE)?; // writable at once
+    /// reactor.pause(token)?;
+    /// let mut events = Events::with_capacity(4);
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::ZERO))?, 0);
+    /// reactor.resume(token)?; // WRITABLE again, as it was
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::from_secs(1)))?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// Python: `p.register(fd, mask)` with the mask it had
     pub fn resume(&mut self, token: Token) -> Result<()> {
@@ -1024,7 +1038,21 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// # Examples
     ///
-    /// See [`Token::WAKER`].
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{Events, Reactor};
+    ///
+    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
+    /// let waker = reactor.waker()?;
+    /// let mut events = Events::with_capacity(4);
+    /// waker.wake()?;
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::from_secs(5)))?, 0); // woken, not told
+    /// reactor.report_wakes(true);
+    /// waker.wake()?;
+    /// assert_eq!(reactor.poll(&mut events, Some(Duration::from_secs(5)))?, 1); // told
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// Python: keeping the self-pipe's fd in the list `p.poll()` returns
     pub fn report_wakes(&mut self, report: bool) {

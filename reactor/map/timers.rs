@@ -325,7 +325,22 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// # Examples
     ///
-    /// See [`timer_value_after`](Reactor::timer_value_after).
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{Events, Reactor};
+    ///
+    /// let mut reactor: Reactor<UnixStream> = Reactor::new()?;
+    /// let tick = reactor.timer_value_after(Duration::ZERO, 1);
+    /// let tock = reactor.timer_value_after(Duration::from_millis(1), 2);
+    /// std::thread::sleep(Duration::from_millis(3));
+    /// let mut events = Events::with_capacity(8);
+    /// reactor.poll(&mut events, Some(Duration::ZERO))?;
+    /// assert_eq!(reactor.next_expired_value(), Some((tick, 1)));
+    /// assert_eq!(reactor.next_expired_value(), Some((tock, 2)));
+    /// assert_eq!(reactor.next_expired_value(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// Python: the callbacks `asyncio` runs from `_ready` after a select.
     pub fn next_expired_value(&mut self) -> Option<(TimerId, u64)> {

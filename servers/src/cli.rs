@@ -209,6 +209,16 @@ pub fn warn_refused(peer: impl Display, why: impl Display) {
 /// # Errors
 ///
 /// A message for clap when `text` is not such a number.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(servers::cli::parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+/// assert!(servers::cli::parse_seconds("0").is_err());
+/// assert!(servers::cli::parse_seconds("soon").is_err());
+/// ```
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
@@ -224,6 +234,14 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 /// # Errors
 ///
 /// A message for clap when `text` does not resolve.
+///
+/// # Examples
+///
+/// ```
+/// let addr = servers::cli::parse_socket_addr("127.0.0.1:8000").unwrap();
+/// assert_eq!(addr.port(), 8000);
+/// assert!(servers::cli::parse_socket_addr("no port").is_err());
+/// ```
 pub fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
     let mut addrs = text
         .to_socket_addrs()
