@@ -207,6 +207,9 @@ pub struct Reactor<T, P: Poller = AnyPoller> {
     fd_owners: Vec<u32>,
     /// Reserved slots not yet filled (counted by the slab, not by `len`).
     reserved: usize,
+    /// Whether `remove` has warned (once) of a descriptor closed behind
+    /// the map's back: a program that drops the error still hears of it.
+    warned_fd_closed: bool,
     /// How many times `poll` has waited; tests use it to catch busy loops.
     iterations: u64,
     /// Pending deadlines and the token each reports (map/timers.rs).
@@ -303,6 +306,7 @@ impl<T, P: Poller> Reactor<T, P> {
             report_wakes: false,
             fd_owners: Vec::new(),
             reserved: 0,
+            warned_fd_closed: false,
             iterations: 0,
             timers: TokenTimers::default(),
         }
@@ -879,7 +883,9 @@ impl<T, P: Poller> Reactor<T, P> {
     /// unregister it, so it says so rather than leave epoll reporting a
     /// stale token forever in silence. The slot is freed all the same, and
     /// the object is *leaked*, not dropped: dropping it would close the
-    /// number again, which may by now be another object's descriptor.
+    /// number again, which may by now be another object's descriptor. The
+    /// first such error of a reactor is also logged as a warning, so a
+    /// program that drops `remove`'s result still hears of it.
     ///
     /// Either way the token's timers are cancelled, fired or not, so none
     /// reports a stale token later.
@@ -934,10 +940,14 @@ impl<T, P: Poller> Reactor<T, P> {
             Some(object) if intact => Ok(object),
             Some(object) => {
                 std::mem::forget(object);
-                Err(Error::FdClosed {
+                let error = Error::FdClosed {
                     token: format!("{token:?}"),
                     fd,
-                })
+                };
+                if !std::mem::replace(&mut self.warned_fd_closed, true) {
+                    log::warn!("{error} (warned once per reactor)");
+                }
+                Err(error)
             }
         }
     }
