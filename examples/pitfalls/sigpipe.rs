@@ -86,7 +86,7 @@ fn write_to_closed(flags: libc::c_int) -> i32 {
 fn shell_status(status: reactor::ExitStatus) -> i32 {
     status
         .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+        .unwrap_or_else(|| 128 + status.signal().map_or(0, reactor::Signal::raw))
 }
 
 fn unsafe_zeroed_sigaction() -> libc::sigaction {
