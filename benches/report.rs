@@ -695,6 +695,12 @@ fn main() {
     b8(&r, &mut md, &results);
     b2(&mut md, &docs, &results);
     http(&mut md, &docs, &results);
+    include_table(
+        &mut md,
+        &results,
+        "proxy.md",
+        "### Proxy throughput (`cargo bench --bench proxy`): `examples/proxy` against `mio_proxy`",
+    );
     others(&r, &mut md);
 
     let doc_path = docs.join("benchmarks.md");
