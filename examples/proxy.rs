@@ -19,13 +19,14 @@
 //!
 //! Python: `asyncio.start_server` with two `loop.sock_recv`/`sock_sendall` pumps.
 
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use reactor::{Accepted, Acceptor, Backend, Events, Interest, Reactor, TimerId, Token};
+use servers::relay::Relay;
 use servers::{cli, net, server};
 
 /// Bytes read from one side and not yet written to the other, at most.
@@ -54,14 +55,8 @@ struct Side {
     peer: Token,
     /// The pair's idle timer (owned by the client side's token).
     idle: TimerId,
-    /// Read from this side, not yet written to the peer: `buf[start..end]`.
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-    /// This side sent its end of file...
-    eof: bool,
-    /// ...and it was passed on to the peer.
-    shut: bool,
+    /// What was read from this side and not yet written to the peer.
+    relay: Relay,
 }
 
 impl AsFd for Side {
@@ -71,64 +66,10 @@ impl AsFd for Side {
 }
 
 impl Side {
-    fn new(stream: TcpStream, peer: Token, idle: TimerId) -> Side {
-        let buf = vec![0; BUF].into_boxed_slice();
-        let (start, end, eof, shut) = (0, 0, false, false);
-        Side {
-            stream,
-            peer,
-            idle,
-            buf,
-            start,
-            end,
-            eof,
-            shut,
-        }
-    }
-
     /// What to watch this side for, `None` for nothing (paused).
     fn want(&self, peer: &Side) -> Option<Interest> {
-        let read = !self.eof && self.end < BUF;
-        let write = peer.start < peer.end || (peer.eof && !peer.shut);
-        Interest::from_flags(read, write)
+        Interest::from_flags(self.relay.wants_read(), peer.relay.wants_write())
     }
-}
-
-/// Moves what it can from `from` to `to`; returns whether a byte moved.
-fn pump(from: &mut Side, to: &mut Side) -> io::Result<bool> {
-    let mut moved = false;
-    loop {
-        let mut progress = false;
-        if from.start == from.end {
-            (from.start, from.end) = (0, 0);
-        }
-        if !from.eof && from.end < BUF {
-            match from.stream.read(&mut from.buf[from.end..]) {
-                Ok(0) => from.eof = true,
-                Ok(n) => (from.end, progress) = (from.end + n, true),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if from.start < from.end {
-            match to.stream.write(&from.buf[from.start..from.end]) {
-                Ok(n) => (from.start, progress) = (from.start + n, true),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        moved |= progress;
-        if !progress {
-            break;
-        }
-    }
-    // Pass the end of file on once drained (not while `to` is connecting:
-    // shutdown would abort the connect).
-    if from.eof && from.start == from.end && !from.shut && to.stream.peer_addr().is_ok() {
-        to.stream.shutdown(Shutdown::Write)?;
-        from.shut = true;
-    }
-    Ok(moved)
 }
 
 /// Handles readiness on one side of a pair: pumps both ways, re-arms the
@@ -137,8 +78,9 @@ fn forward(reactor: &mut Reactor<Source>, [ta, tb]: [Token; 2], idle: Duration) 
     let Some([Source::Conn(a), Source::Conn(b)]) = reactor.get_disjoint_mut([ta, tb]) else {
         return Ok(());
     };
-    let moved = pump(a, b)? | pump(b, a)?;
-    if a.shut && b.shut {
+    let moved =
+        a.relay.pump(&mut a.stream, &mut b.stream)? | b.relay.pump(&mut b.stream, &mut a.stream)?;
+    if a.relay.done() && b.relay.done() {
         return Err(ErrorKind::UnexpectedEof.into()); // both ways done: close
     }
     let (want_a, want_b, timer) = (a.want(b), b.want(a), a.idle);
@@ -154,7 +96,14 @@ fn open(reactor: &mut Reactor<Source>, client: TcpStream, cli: &Cli) -> io::Resu
     let upstream = net::connect(cli.to)?; // non-blocking: writable once connected
     let (tc, tu) = (reactor.reserve(), reactor.reserve());
     let idle = reactor.timer_after(cli.idle_timeout, tc);
-    let side = |stream, peer| Source::Conn(Side::new(stream, peer, idle));
+    let side = |stream, peer| {
+        Source::Conn(Side {
+            stream,
+            peer,
+            idle,
+            relay: Relay::new(BUF),
+        })
+    };
     let result = (reactor.insert_at(tc, side(client, tu), Interest::READABLE))
         .and_then(|()| reactor.insert_at(tu, side(upstream, tc), Interest::READABLE));
     if result.is_err() {
@@ -171,11 +120,8 @@ fn close(reactor: &mut Reactor<Source>, token: Token) {
 }
 
 fn main() {
-    let cli = Cli::parse();
     cli::init_logging();
-    if let Err(err) = run(&cli) {
-        cli::fail(err);
-    }
+    run(&Cli::parse()).unwrap_or_else(|err| cli::fail(err));
 }
 
 fn run(cli: &Cli) -> io::Result<()> {

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::{fds_exclusive, fds_shared, socket_pair};
 use reactor::{
-    AnyPoller, Backend, Error, Events, Interest, Poller, Reactor, Signal, Signals, Token, Trigger,
+    AnyPoller, Backend, Error, Events, Interest, Poller, Reactor, Signal, Signals, TimerId, Token,
+    Trigger,
 };
 
 backend_tests!(
@@ -291,14 +292,21 @@ fn remove_cancels_the_objects_timers(backend: Backend) {
     assert_eq!(reactor.next_expired(), None);
 }
 
+/// A reactor holding one object whose timer fired in the last `poll` and
+/// was not taken yet: the reactor, the object's peer, its token, the timer.
+fn with_a_fired_timer(backend: Backend) -> (Reactor<UnixStream>, UnixStream, Token, TimerId) {
+    let mut reactor = reactor::<UnixStream>(backend);
+    let (a, peer) = socket_pair();
+    let token = reactor.insert(a, Interest::READABLE).unwrap();
+    let id = reactor.timer_after(Duration::ZERO, token);
+    std::thread::sleep(Duration::from_millis(2));
+    poll_tokens(&mut reactor, Duration::ZERO);
+    (reactor, peer, token, id)
+}
+
 fn remove_drops_a_fired_but_untaken_timer(backend: Backend) {
     let _fds = fds_shared();
-    let mut reactor = reactor::<UnixStream>(backend);
-    let (a, _peer) = socket_pair();
-    let token = reactor.insert(a, Interest::READABLE).unwrap();
-    let _ = reactor.timer_after(Duration::ZERO, token);
-    std::thread::sleep(Duration::from_millis(2));
-    poll_tokens(&mut reactor, Duration::ZERO); // fired, not taken
+    let (mut reactor, _peer, token, _) = with_a_fired_timer(backend);
     reactor.remove(token).unwrap();
     assert_eq!(
         reactor.next_expired(),
@@ -317,13 +325,8 @@ fn an_owner_less_timer_carries_a_value(backend: Backend) {
 
 fn reset_works_on_a_fired_but_untaken_timer(backend: Backend) {
     let _fds = fds_shared();
-    let mut reactor = reactor::<UnixStream>(backend);
-    let (a, _peer) = socket_pair();
-    let token = reactor.insert(a, Interest::READABLE).unwrap();
-    let idle = reactor.timer_after(Duration::ZERO, token);
-    std::thread::sleep(Duration::from_millis(2));
-    poll_tokens(&mut reactor, Duration::ZERO); // the idle timer fired...
-    // ...but a message arrived in the same turn: push it back.
+    // The idle timer fired, but a message arrived in the same turn: push it back.
+    let (mut reactor, _peer, token, idle) = with_a_fired_timer(backend);
     let start = Instant::now();
     assert!(reactor.reset_timer(idle, start + Duration::from_millis(40)));
     assert_eq!(
@@ -450,13 +453,19 @@ fn an_fd_reused_behind_the_maps_back_loses_no_registration(backend: Backend) {
 
 // Not per backend: children and descriptors, with std types only.
 
-#[test]
-fn a_child_from_std_is_signalled_without_libc() {
-    let mut child = Command::new("sleep")
+/// `sleep 30`, its stdout as asked.
+fn sleeper(stdout: Stdio) -> std::process::Child {
+    Command::new("sleep")
         .arg("30")
         .stdin(Stdio::null())
+        .stdout(stdout)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_child_from_std_is_signalled_without_libc() {
+    let mut child = sleeper(Stdio::null());
     let pidfd = match reactor::Pidfd::from_child(&child) {
         Ok(pidfd) => pidfd,
         Err(err) => {
@@ -497,11 +506,7 @@ fn signals_are_a_type_not_a_number() {
 
 #[test]
 fn any_asfd_is_made_non_blocking() {
-    let mut child = Command::new("sleep")
-        .arg("5")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = sleeper(Stdio::piped());
     let mut stdout = child.stdout.take().unwrap();
     reactor::set_nonblocking(&stdout).unwrap();
     let mut buf = [0; 8];
@@ -524,40 +529,32 @@ fn from_env_honours_reactor_backend_and_new_does_not() {
         println!("{} {}", r.backend_name(), n.backend_name());
         return;
     }
-    let exe = std::env::current_exe().unwrap();
+    // This test again, in a child with REACTOR_BACKEND=value.
+    let run = |value: &str| {
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "from_env_honours_reactor_backend_and_new_does_not",
+            ])
+            .arg("--nocapture")
+            .env("API_GAPS_CHILD", "1")
+            .env("REACTOR_BACKEND", value)
+            .output()
+            .unwrap()
+    };
     for (value, want) in [
         ("poll", "poll epoll"),
         ("select", "select epoll"),
         ("", "epoll epoll"),
     ] {
-        let out = Command::new(&exe)
-            .args([
-                "--exact",
-                "from_env_honours_reactor_backend_and_new_does_not",
-                "--nocapture",
-            ])
-            .env("API_GAPS_CHILD", "1")
-            .env("REACTOR_BACKEND", value)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = String::from_utf8_lossy(&run(value).stdout).into_owned();
         assert!(
             text.lines().any(|l| l == want),
             "REACTOR_BACKEND={value:?}: {text}"
         );
     }
-    let out = Command::new(&exe)
-        .args([
-            "--exact",
-            "from_env_honours_reactor_backend_and_new_does_not",
-            "--nocapture",
-        ])
-        .env("API_GAPS_CHILD", "1")
-        .env("REACTOR_BACKEND", "kqueue")
-        .output()
-        .unwrap();
     assert!(
-        !out.status.success(),
+        !run("kqueue").status.success(),
         "a bad REACTOR_BACKEND is an error, not a silent default"
     );
 }

@@ -10,14 +10,15 @@
 //! scanned each turn, which is how a mio program without a timer crate does it.
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use servers::cli;
+use servers::relay::Relay;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
@@ -46,68 +47,8 @@ struct Side {
     peer: Token,
     /// When a byte last moved either way (both sides keep it).
     active: Instant,
-    /// Read from this side, not yet written to the peer: `buf[start..end]`.
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-    /// This side sent its end of file...
-    eof: bool,
-    /// ...and it was passed on to the peer.
-    shut: bool,
-}
-
-impl Side {
-    fn new(stream: TcpStream, peer: Token) -> Side {
-        let buf = vec![0; BUF].into_boxed_slice();
-        let (active, start, end, eof, shut) = (Instant::now(), 0, 0, false, false);
-        Side {
-            stream,
-            peer,
-            active,
-            buf,
-            start,
-            end,
-            eof,
-            shut,
-        }
-    }
-}
-
-/// Moves what it can from `from` to `to`; returns whether a byte moved.
-fn pump(from: &mut Side, to: &mut Side) -> io::Result<bool> {
-    let mut moved = false;
-    loop {
-        let mut progress = false;
-        if from.start == from.end {
-            (from.start, from.end) = (0, 0);
-        }
-        if !from.eof && from.end < BUF {
-            match from.stream.read(&mut from.buf[from.end..]) {
-                Ok(0) => from.eof = true,
-                Ok(n) => (from.end, progress) = (from.end + n, true),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if from.start < from.end {
-            match to.stream.write(&from.buf[from.start..from.end]) {
-                Ok(n) => (from.start, progress) = (from.start + n, true),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        moved |= progress;
-        if !progress {
-            break;
-        }
-    }
-    // Pass the end of file on once drained (not while `to` is connecting:
-    // shutdown would abort the connect).
-    if from.eof && from.start == from.end && !from.shut && to.stream.peer_addr().is_ok() {
-        to.stream.shutdown(Shutdown::Write)?;
-        from.shut = true;
-    }
-    Ok(moved)
+    /// What was read from this side and not yet written to the peer.
+    relay: Relay,
 }
 
 /// Handles readiness on one side: pumps both ways (edge-triggered: each
@@ -120,10 +61,10 @@ fn forward(sides: &mut HashMap<Token, Side>, token: Token) -> io::Result<bool> {
     let [Some(a), Some(b)] = sides.get_disjoint_mut([&token, &peer]) else {
         return Ok(true);
     };
-    if pump(a, b)? | pump(b, a)? {
+    if a.relay.pump(&mut a.stream, &mut b.stream)? | b.relay.pump(&mut b.stream, &mut a.stream)? {
         (a.active, b.active) = (Instant::now(), Instant::now());
     }
-    Ok(!(a.shut && b.shut))
+    Ok(!(a.relay.done() && b.relay.done()))
 }
 
 /// Deregisters and closes both sides of the pair `token` belongs to.
@@ -190,7 +131,13 @@ fn run(cli: &Cli) -> io::Result<()> {
                     let (tc, tu) = (unique_token, Token(unique_token.0 + 1));
                     unique_token = Token(unique_token.0 + 2);
                     for (token, stream, peer) in [(tc, client, tu), (tu, upstream, tc)] {
-                        let mut side = Side::new(stream, peer);
+                        let (active, relay) = (Instant::now(), Relay::new(BUF));
+                        let mut side = Side {
+                            stream,
+                            peer,
+                            active,
+                            relay,
+                        };
                         let interest = Interest::READABLE | Interest::WRITABLE;
                         poll.registry()
                             .register(&mut side.stream, token, interest)?;

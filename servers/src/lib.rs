@@ -15,6 +15,7 @@
 //! | [`stdout`] | the servers that print per message: stdout that never blocks |
 //! | [`escape`] | the same servers: client text printed as Python's `repr` shows it |
 //! | [`net`] | `proxy`: a TCP connect that does not wait for the handshake |
+//! | [`relay`] | `proxy` and the benchmark's mio proxy: one direction's buffer, backpressure, half-close |
 //!
 //! It is a package of its own (`publish = false`) rather than a module each
 //! example includes, so that every piece is compiled once and an unused one
@@ -29,5 +30,6 @@ pub mod http;
 pub mod net;
 pub mod prefork;
 pub mod records;
+pub mod relay;
 pub mod server;
 pub mod stdout;
