@@ -22,6 +22,8 @@
 //! | `p.unregister(fd); del fdmap[fd]; c.close()` | `drop(reactor.remove(token)?)` |
 //! | `events = p.poll()` | `reactor.poll(&mut events, None)?` |
 //! | `select(r, w, x, timeout)` returning empty lists | `reactor.timer_after(timeout, token)` then [`next_expired`](Reactor::next_expired) |
+//! | `p.unregister(fd)` keeping `fdmap[fd]` for later | [`reactor.pause(token)`](Reactor::pause), [`resume`](Reactor::resume), [`watch`](Reactor::watch) |
+//! | `a, b = fdmap[fa], fdmap[fb]` | [`let [a, b] = reactor.get_disjoint_mut([ta, tb])?`](Reactor::get_disjoint_mut) |
 //!
 //! # Timers
 //!
