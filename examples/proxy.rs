@@ -132,7 +132,8 @@ fn run(cli: &Cli) -> io::Result<()> {
         reactor.poll(&mut events, None)?;
         for event in &events {
             match reactor.get_mut(event.token()) {
-                None => {} // closed earlier in this batch
+                // Closed earlier in this batch; stdout is never watched here.
+                None | Some(Source::Stdout(_)) => {}
                 // The pipe only turns readable when SIGINT or SIGTERM arrives.
                 Some(Source::Stop(_)) => return Ok(()),
                 Some(Source::Listener(_)) => {
