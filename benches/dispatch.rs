@@ -295,6 +295,7 @@ fn variants(n: usize) -> Vec<(&'static str, Box<dyn Loop>)> {
             Backend::Select => "reactor_select",
             Backend::Poll => "reactor_poll",
             Backend::Epoll => "reactor_epoll",
+            Backend::Uring => "reactor_uring",
         };
         v.push((
             name,

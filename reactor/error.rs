@@ -127,8 +127,24 @@ pub enum Error {
         name: &'static str,
     },
 
-    /// A backend name that is not `select`, `poll` or `epoll`.
-    #[error("unknown backend {name:?}: expected one of select, poll, epoll")]
+    /// The kernel will not let this process use a backend: io_uring compiled
+    /// out (`ENOSYS`), disabled or forbidden (`EPERM`: the sysctl
+    /// `kernel.io_uring_disabled`, a seccomp filter), or too old.
+    #[error("the {backend} backend is unavailable: {reason}; use the {fallback} backend instead")]
+    Unavailable {
+        /// The backend's name (`"uring"`).
+        backend: &'static str,
+        /// Why, naming the system call and errno or the missing feature.
+        reason: String,
+        /// The backend to use instead.
+        fallback: &'static str,
+        /// The `errno`, when a system call failed.
+        #[source]
+        source: Option<io::Error>,
+    },
+
+    /// A backend name that is not `select`, `poll`, `epoll` or `uring`.
+    #[error("unknown backend {name:?}: expected one of select, poll, epoll, uring")]
     UnknownBackend {
         /// What was given.
         name: String,
@@ -242,6 +258,7 @@ impl Error {
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             Error::Sys { source, .. } => source.raw_os_error(),
+            Error::Unavailable { source, .. } => source.as_ref()?.raw_os_error(),
             _ => None,
         }
     }
@@ -264,7 +281,7 @@ impl From<Error> for io::Error {
             Error::Sys { source, .. } => source.kind(),
             Error::AlreadyRegistered { .. } | Error::FdInUse { .. } => io::ErrorKind::AlreadyExists,
             Error::NotRegistered { .. } | Error::StaleToken { .. } => io::ErrorKind::NotFound,
-            Error::Unsupported { .. } => io::ErrorKind::Unsupported,
+            Error::Unsupported { .. } | Error::Unavailable { .. } => io::ErrorKind::Unsupported,
             Error::StructAlloc { .. } => io::ErrorKind::OutOfMemory,
             _ => io::ErrorKind::InvalidInput,
         };

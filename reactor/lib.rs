@@ -152,7 +152,7 @@ pub use crate::io::WriteQueue;
 pub use crate::map::{InsertError, Reactor, Token};
 pub use crate::poller::{
     AnyPoller, Backend, EpollPoller, Event, Events, Interest, PollPoller, Poller, SelectPoller,
-    Trigger,
+    Trigger, UringPoller,
 };
 pub use crate::source::{
     Accepted, Acceptor, ChildMode, ExitStatus, Pidfd, Reaper, Signal, Signals, Waker, reap_exited,

@@ -50,6 +50,7 @@ mod event;
 mod interest;
 pub mod poll;
 pub mod select;
+pub mod uring;
 
 pub use backend::{AnyPoller, Backend};
 pub use epoll::EpollPoller;
@@ -57,6 +58,7 @@ pub use event::{Event, Events};
 pub use interest::{Interest, Trigger};
 pub use poll::PollPoller;
 pub use select::SelectPoller;
+pub use uring::UringPoller;
 
 /// One of the kernel's readiness APIs behind the course's four verbs.
 ///

@@ -6,6 +6,7 @@
 //! `select.poll().poll(timeout)` retries an interrupted call with the
 //! remaining time, and it rounds a float timeout *up* to the next millisecond.
 
+use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
@@ -133,13 +134,39 @@ pub(crate) fn wait_retrying(
     call: &'static str,
     mut wait: impl FnMut(c_int) -> c_int,
 ) -> Result<usize> {
+    retry_against_deadline(timeout, call, |ms| {
+        check(wait(ms), call, None).map(|n| n as usize)
+    })
+}
+
+/// As [`wait_retrying`], for a wait that reports through `io::Result` (the
+/// io-uring crate's `io_uring_enter`). `ETIME`, io_uring's "the timeout
+/// passed", is the same as a wait that found nothing.
+pub(crate) fn wait_retrying_io(
+    timeout: Option<Duration>,
+    call: &'static str,
+    mut wait: impl FnMut(c_int) -> io::Result<usize>,
+) -> Result<usize> {
+    retry_against_deadline(timeout, call, |ms| match wait(ms) {
+        Ok(n) => Ok(n),
+        Err(err) if err.raw_os_error() == Some(libc::ETIME) => Ok(0),
+        Err(err) => Err(io_error(err, call, None)),
+    })
+}
+
+/// The loop behind both: `wait(ms)` until it reports something, the
+/// deadline passes, or it fails with an error other than `EINTR`.
+fn retry_against_deadline(
+    timeout: Option<Duration>,
+    call: &'static str,
+    mut wait: impl FnMut(c_int) -> Result<usize>,
+) -> Result<usize> {
     // A zero timeout is the hot path of busy loops: no clock reads.
     if timeout == Some(Duration::ZERO) {
         return loop {
-            match check(wait(0), call, None) {
-                Ok(n) => break Ok(n as usize),
+            match wait(0) {
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(e) => break Err(e),
+                other => break other,
             }
         };
     }
@@ -148,9 +175,9 @@ pub(crate) fn wait_retrying(
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let mut remaining = deadline.map(|_| timeout.unwrap_or_default());
     loop {
-        match check(wait(timeout_ms(remaining)), call, None) {
+        match wait(timeout_ms(remaining)) {
             Ok(0) => {}
-            Ok(n) => return Ok(n as usize),
+            Ok(n) => return Ok(n),
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => match deadline {
                 Some(_) => log::trace!(
                     "{call} interrupted by a signal (EINTR): retrying with the time left"
@@ -168,6 +195,43 @@ pub(crate) fn wait_retrying(
             }
             remaining = Some(deadline - now);
         }
+    }
+}
+
+/// A failed call that reported through `io::Result` (a crate's wrapper
+/// rather than a raw `-1`), as an [`Error::Sys`].
+pub(crate) fn io_error(source: io::Error, call: &'static str, fd: Option<RawFd>) -> Error {
+    Error::Sys { call, fd, source }
+}
+
+/// A backend's setup call failed: [`Error::Unavailable`] when the errno
+/// means "this system will not let you" (say why, and what to use instead),
+/// [`Error::Sys`] for the ordinary failures (out of descriptors or memory).
+pub(crate) fn unavailable(backend: &'static str, call: &'static str, source: io::Error) -> Error {
+    let reason = match source.raw_os_error() {
+        Some(libc::ENOSYS) => "this kernel was built without it (ENOSYS)",
+        Some(libc::EPERM) => {
+            "this process may not use it (EPERM): the sysctl kernel.io_uring_disabled, \
+             kernel.io_uring_group or a seccomp filter forbids it"
+        }
+        Some(libc::EACCES) => "a security module forbids it (EACCES)",
+        _ => return io_error(source, call, None),
+    };
+    Error::Unavailable {
+        backend,
+        reason: format!("{call} failed: {reason}"),
+        fallback: "epoll",
+        source: Some(source),
+    }
+}
+
+/// A backend whose kernel side exists but lacks a feature it needs.
+pub(crate) fn missing_feature(backend: &'static str, reason: &str) -> Error {
+    Error::Unavailable {
+        backend,
+        reason: reason.to_owned(),
+        fallback: "epoll",
+        source: None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! [`Backend`] and [`AnyPoller`]: choosing select, poll or epoll at run
+//! [`Backend`] and [`AnyPoller`]: choosing select, poll, epoll or io_uring at run
 //! time, by name or from the `REACTOR_BACKEND` environment variable, so one
 //! binary can compare them (`--backend` on every example).
 
@@ -7,7 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::poller::{EpollPoller, Events, Interest, PollPoller, Poller, SelectPoller, Trigger};
+use crate::poller::{
+    EpollPoller, Events, Interest, PollPoller, Poller, SelectPoller, Trigger, UringPoller,
+};
 
 /// Which backend to use, chosen at run time.
 ///
@@ -32,21 +34,30 @@ pub enum Backend {
     Poll,
     /// `epoll(7)`: a kernel-side interest list; cost grows with ready fds only.
     Epoll,
+    /// `io_uring(7)` poll requests: registrations, re-arms and the wait share one system call.
+    Uring,
 }
 
 impl Backend {
     /// Every backend, in the order the course teaches them.
-    pub const ALL: [Backend; 3] = [Backend::Select, Backend::Poll, Backend::Epoll];
+    pub const ALL: [Backend; 4] = [
+        Backend::Select,
+        Backend::Poll,
+        Backend::Epoll,
+        Backend::Uring,
+    ];
 
     /// The environment variable [`from_env`](Backend::from_env) reads.
     pub const ENV_VAR: &'static str = "REACTOR_BACKEND";
 
-    /// The backend's name as it parses: `"select"`, `"poll"`, `"epoll"`.
+    /// The backend's name as it parses: `"select"`, `"poll"`, `"epoll"`, `"uring"`
+    /// (`"io_uring"` parses too).
     pub const fn name(self) -> &'static str {
         match self {
             Backend::Select => "select",
             Backend::Poll => "poll",
             Backend::Epoll => "epoll",
+            Backend::Uring => "uring",
         }
     }
 
@@ -75,7 +86,8 @@ impl Backend {
     /// # Errors
     ///
     /// [`Error::Sys`] if the kernel refuses (`epoll_create1` failing with
-    /// `EMFILE`, say).
+    /// `EMFILE`, say); [`Error::Unavailable`] for `Uring` where the kernel
+    /// has no io_uring or forbids it (the message names epoll instead).
     ///
     /// # Examples
     ///
@@ -90,12 +102,13 @@ impl Backend {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// Python: `select.poll()` or `select.epoll()`, picked by name
+    /// Python: `select.poll()` or `select.epoll()`, picked by name (Python has no io_uring)
     pub fn new_poller(self) -> Result<AnyPoller> {
         Ok(match self {
             Backend::Select => AnyPoller::Select(SelectPoller::new()),
             Backend::Poll => AnyPoller::Poll(PollPoller::new()),
             Backend::Epoll => AnyPoller::Epoll(EpollPoller::new()?),
+            Backend::Uring => AnyPoller::Uring(UringPoller::new()?),
         })
     }
 }
@@ -104,9 +117,14 @@ impl FromStr for Backend {
     type Err = Error;
 
     fn from_str(name: &str) -> Result<Backend> {
+        let name = name.trim();
+        // `io_uring` is the kernel's own spelling of the fourth backend.
+        if name.eq_ignore_ascii_case("io_uring") {
+            return Ok(Backend::Uring);
+        }
         Backend::ALL
             .into_iter()
-            .find(|backend| backend.name().eq_ignore_ascii_case(name.trim()))
+            .find(|backend| backend.name().eq_ignore_ascii_case(name))
             .ok_or_else(|| Error::UnknownBackend {
                 name: name.to_owned(),
             })
@@ -119,7 +137,7 @@ impl std::fmt::Display for Backend {
     }
 }
 
-/// Any of the three backends, chosen at run time without a `Box`.
+/// Any of the four backends, chosen at run time without a `Box`.
 ///
 /// An enum rather than `Box<dyn Poller>`: the `match` is predictable and
 /// lets the compiler inline each backend's `poll` into the loop.
@@ -135,6 +153,8 @@ pub enum AnyPoller {
     Poll(PollPoller),
     /// The `epoll(7)` backend.
     Epoll(EpollPoller),
+    /// The `io_uring(7)` backend.
+    Uring(UringPoller),
 }
 
 impl AnyPoller {
@@ -154,6 +174,7 @@ impl AnyPoller {
             AnyPoller::Select(_) => Backend::Select,
             AnyPoller::Poll(_) => Backend::Poll,
             AnyPoller::Epoll(_) => Backend::Epoll,
+            AnyPoller::Uring(_) => Backend::Uring,
         }
     }
 }
@@ -165,6 +186,7 @@ macro_rules! dispatch {
             AnyPoller::Select($poller) => $call,
             AnyPoller::Poll($poller) => $call,
             AnyPoller::Epoll($poller) => $call,
+            AnyPoller::Uring($poller) => $call,
         }
     };
 }

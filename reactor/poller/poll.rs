@@ -277,7 +277,7 @@ impl Poller for PollPoller {
 }
 
 /// Turns what the caller asked for into `pollfd.events` flags.
-fn interest_to_flags(interest: Interest) -> libc::c_short {
+pub(super) fn interest_to_flags(interest: Interest) -> libc::c_short {
     let mut flags = 0;
     if interest.is_readable() {
         // RDHUP lets the reader learn of a half-close without another read.
@@ -293,7 +293,7 @@ fn interest_to_flags(interest: Interest) -> libc::c_short {
 }
 
 /// Decodes `pollfd.revents` into an [`Event`].
-fn flags_to_event(key: usize, revents: libc::c_short) -> Event {
+pub(super) fn flags_to_event(key: usize, revents: libc::c_short) -> Event {
     let mut out = 0;
     if revents & libc::POLLIN != 0 {
         out |= Event::READABLE;
@@ -318,7 +318,7 @@ fn flags_to_event(key: usize, revents: libc::c_short) -> Event {
 }
 
 /// Names the flags for the trace log: `IN|RDHUP`.
-fn kernel_flag_names(flags: libc::c_short) -> String {
+pub(super) fn kernel_flag_names(flags: libc::c_short) -> String {
     const NAMES: [(libc::c_short, &str); 4] = [
         (libc::POLLIN, "IN"),
         (libc::POLLOUT, "OUT"),
