@@ -134,6 +134,11 @@ fn epoll_serves_fd_1500() {
     serves_fd_1500(Backend::Epoll);
 }
 
+#[test]
+fn uring_serves_fd_1500() {
+    serves_fd_1500(Backend::Uring);
+}
+
 /// 5000 registered sockets (2500 pairs, both ends), one made ready: exactly
 /// that one is reported.
 fn five_thousand_sockets_one_ready(backend: Backend) {
@@ -169,6 +174,11 @@ fn poll_serves_5000_sockets() {
 #[test]
 fn epoll_serves_5000_sockets() {
     five_thousand_sockets_one_ready(Backend::Epoll);
+}
+
+#[test]
+fn uring_serves_5000_sockets() {
+    five_thousand_sockets_one_ready(Backend::Uring);
 }
 
 // ---------------------------------------------------- timeout edge values

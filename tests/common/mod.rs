@@ -17,6 +17,7 @@ macro_rules! with_backends {
             select => Select,
             poll => Poll,
             epoll => Epoll,
+            uring => Uring,
         ] }
     };
 }
