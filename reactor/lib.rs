@@ -1,6 +1,7 @@
 //! `reactor`: the three classic Linux I/O multiplexers — `select(2)`,
-//! `poll(2)` and `epoll(7)` — behind one [`Poller`] trait, with a
-//! generation-checked fd-to-object map, [`Reactor`], on top.
+//! `poll(2)` and `epoll(7)` — and the newest, `io_uring(7)` in poll mode,
+//! behind one [`Poller`] trait, with a generation-checked fd-to-object map,
+//! [`Reactor`], on top.
 //!
 //! It grows out of a Python course on network I/O: every type here has a
 //! counterpart in the course's code, and every pitfall of that code (sending
@@ -13,6 +14,7 @@
 //! | `select.select(r, w, x, t)` | [`SelectPoller`] |
 //! | `select.poll()` | [`PollPoller`] |
 //! | `select.epoll()` | [`EpollPoller`] |
+//! | none (Python has no io_uring) | [`UringPoller`] |
 //! | `POLLIN`, `POLLOUT`, `POLLPRI` | [`Interest`] |
 //! | `EPOLLET`, `EPOLLONESHOT` | [`Trigger`] |
 //! | `p.register` / `p.modify` / `p.unregister` / `p.poll` | [`Poller`]'s methods of the same names |
@@ -118,7 +120,7 @@
 //! source/       signals, children, waker, acceptor             (uses sys, error)
 //! map/          Reactor<T>, Token, timer glue                  (uses poller, timer, source::Waker)
 //! timer.rs      the timing wheel: pure, no system calls        (uses nothing)
-//! poller/       the Poller trait, Interest/Event, Backend, select/poll/epoll (uses sys, error)
+//! poller/       the Poller trait, Interest/Event, Backend, select/poll/epoll/uring (uses sys, error)
 //! sys.rs error.rs  the only place errno becomes an Error, EINTR retried
 //! ```
 //!

@@ -3,15 +3,16 @@
 //! one at run time.
 //!
 //! The course meets three ways to wait on many sockets: `select.select()`,
-//! `select.poll()` and `select.epoll()`. Each has its own object and its own
-//! flags; this trait gives them one set of verbs, the course's own:
+//! `select.poll()` and `select.epoll()`; Linux adds a fourth, `io_uring(7)`,
+//! which Python's standard library does not wrap. Each has its own object
+//! and its own flags; this trait gives them one set of verbs, the course's own:
 //!
-//! | verb | select | poll | epoll |
-//! |---|---|---|---|
-//! | `register` | add to the fd lists | `p.register(fd, mask)` | `ep.register(fd, mask)` (`EPOLL_CTL_ADD`) |
-//! | `modify` | move between lists | `p.modify(fd, mask)` | `ep.modify(fd, mask)` (`EPOLL_CTL_MOD`) |
-//! | `unregister` | remove from the lists | `p.unregister(fd)` | `ep.unregister(fd)` (`EPOLL_CTL_DEL`) |
-//! | `poll` | `select(r, w, x, t)` | `p.poll(t)` | `ep.poll(t)` |
+//! | verb | select | poll | epoll | uring |
+//! |---|---|---|---|---|
+//! | `register` | add to the fd lists | `p.register(fd, mask)` | `ep.register(fd, mask)` (`EPOLL_CTL_ADD`) | queue an `IORING_OP_POLL_ADD` |
+//! | `modify` | move between lists | `p.modify(fd, mask)` | `ep.modify(fd, mask)` (`EPOLL_CTL_MOD`) | queue a `POLL_REMOVE` and a new `POLL_ADD` |
+//! | `unregister` | remove from the lists | `p.unregister(fd)` | `ep.unregister(fd)` (`EPOLL_CTL_DEL`) | queue an `IORING_OP_POLL_REMOVE` |
+//! | `poll` | `select(r, w, x, t)` | `p.poll(t)` | `ep.poll(t)` | `io_uring_enter`: submit the queue and wait |
 //!
 //! # The contract, written once for all backends
 //!
@@ -19,7 +20,7 @@
 //!   it back (epoll's `data` field, Python's `SelectorKey.data`). A descriptor
 //!   is registered at most once per poller.
 //! - **Level-triggered by default**, as in the course. [`Trigger::Oneshot`]
-//!   works everywhere; [`Trigger::Edge`] only on epoll; a trigger a backend
+//!   works everywhere; [`Trigger::Edge`] only on epoll and uring; a trigger a backend
 //!   cannot honour is refused with [`Error::Unsupported`](crate::Error::Unsupported).
 //! - **`poll` replaces** the contents of `Events` and returns their number.
 //! - **Timeouts.** `None` blocks until an event; `Some(Duration::ZERO)` returns
@@ -35,8 +36,9 @@
 //!   is the classic busy-loop in C. Here select and poll report it once as
 //!   an error and then stop watching it (its number stays registered until
 //!   `unregister`); epoll reports nothing, because closing the last
-//!   reference removed it from the kernel's interest list (see each
-//!   backend's gotchas). [`Reactor`](crate::Reactor) always unregisters
+//!   reference removed it from the kernel's interest list; uring reports
+//!   nothing either, but its pending poll keeps the file (and a socket's
+//!   connection) open until `unregister` (see each backend's gotchas). [`Reactor`](crate::Reactor) always unregisters
 //!   before it hands an object back to be closed.
 
 use std::os::fd::RawFd;
@@ -95,7 +97,7 @@ pub use uring::UringPoller;
 ///
 /// Python: `p = select.poll(); p.register(fd, select.POLLIN); p.poll()`
 pub trait Poller {
-    /// The backend's name: `"select"`, `"poll"` or `"epoll"`.
+    /// The backend's name: `"select"`, `"poll"`, `"epoll"` or `"uring"`.
     fn name(&self) -> &'static str;
 
     /// Starts watching `fd` for `interest`; events for it will carry `key`.

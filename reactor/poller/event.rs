@@ -16,19 +16,23 @@ use std::fmt;
 /// level, on a TCP connection and on an `AF_UNIX` stream pair (the same
 /// unless the row says otherwise):
 ///
-/// | situation | select | poll | epoll |
-/// |---|---|---|---|
-/// | data arrived | readable | readable | readable |
-/// | peer closed, TCP (a FIN) | readable | readable, read_closed | readable, read_closed |
-/// | peer closed, `AF_UNIX` | readable | readable, read_closed, hangup | readable, read_closed, hangup |
-/// | peer closed and we shut down writing | readable | readable, read_closed, hangup | readable, read_closed, hangup |
-/// | peer reset (TCP RST; `AF_UNIX`: peer closed with our data unread) | readable | readable, read_closed, hangup, error | readable, read_closed, hangup, error |
-/// | our fd closed while registered | readable, error (`select` fails with `EBADF`; a probe finds the fd), once | readable, error (`POLLNVAL`), once | nothing: closing the last reference removed the registration |
+/// | situation | select | poll | epoll | uring |
+/// |---|---|---|---|---|
+/// | data arrived | readable | readable | readable | readable |
+/// | peer closed, TCP (a FIN) | readable | readable, read_closed | readable, read_closed | readable, read_closed |
+/// | peer closed, `AF_UNIX` | readable | readable, read_closed, hangup | readable, read_closed, hangup | readable, read_closed, hangup |
+/// | peer closed and we shut down writing | readable | readable, read_closed, hangup | readable, read_closed, hangup | readable, read_closed, hangup |
+/// | peer reset (TCP RST; `AF_UNIX`: peer closed with our data unread) | readable | readable, read_closed, hangup, error | readable, read_closed, hangup, error | readable, read_closed, hangup, error |
+/// | our fd closed while registered | readable, error (`select` fails with `EBADF`; a probe finds the fd), once | readable, error (`POLLNVAL`), once | nothing: closing the last reference removed the registration | readable, error (the queued `POLL_ADD` failed with `EBADF`), once; nothing if the request had reached the kernel before the close, whose pending poll then keeps the file open |
+///
+/// io_uring's poll requests speak `poll(2)`'s flags, so uring reports what
+/// poll reports.
 ///
 /// A reset connection keeps being reported at every `poll` whatever the
-/// interest is changed to (poll and epoll report `hangup` and `error`
-/// unasked; select reports `WRITABLE` because a write would fail at once):
-/// on `hangup` or `error`, unregister and close rather than "pause" it.
+/// interest is changed to (poll, epoll and uring report `hangup` and `error`
+/// unasked, uring `read_closed` too; select reports `WRITABLE` because a
+/// write would fail at once): on `hangup` or `error`, unregister and close
+/// rather than "pause" it.
 ///
 /// `hangup` and `error` always come with `readable` set too, so the next
 /// `read` returns 0 (end of file) or the error: a program that only looks at

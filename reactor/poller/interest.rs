@@ -4,7 +4,7 @@
 //! In the course these are the flags handed to `p.register(fd, POLLIN)` or
 //! `ep.register(fd, EPOLLIN | EPOLLET)`. Here the "which" and the "how often"
 //! are two types, because every backend understands the first while only epoll
-//! understands all of the second.
+//! and uring understand all of the second.
 
 use std::fmt;
 use std::ops::BitOr;
@@ -130,9 +130,9 @@ impl fmt::Debug for Interest {
 ///
 /// | trigger | reported | kernel flag | backends |
 /// |---|---|---|---|
-/// | `Level` (default) | at every `poll` while the condition holds | none | select, poll, epoll |
-/// | `Edge` | once each time new readiness arrives | `EPOLLET` | epoll |
-/// | `Oneshot` | once, then the registration is disarmed until `modify` | `EPOLLONESHOT` | select, poll, epoll |
+/// | `Level` (default) | at every `poll` while the condition holds | none | select, poll, epoll, uring |
+/// | `Edge` | once each time new readiness arrives | `EPOLLET` | epoll, uring (multishot poll) |
+/// | `Oneshot` | once, then the registration is disarmed until `modify` | `EPOLLONESHOT` | select, poll, epoll, uring |
 ///
 /// A backend asked for a trigger it cannot honour returns
 /// [`Error::Unsupported`](crate::Error::Unsupported) rather than quietly
