@@ -14,8 +14,10 @@
 //! message in flight on each, every echoed byte checked. Rounds interleave
 //! the four servers (epoll/oneshot, uring/oneshot, epoll/level,
 //! uring/level, then again) so that a noisy neighbour hurts all of them
-//! alike; the table gives each server's median msgs/s and the median of the
-//! per-round ratios uring/epoll with min and max.
+//! alike; the table gives each server's median msgs/s, the median of the
+//! per-round ratios uring/epoll with min and max, and the server's CPU time
+//! per message (from `/proc/<pid>/schedstat`), which a busy machine
+//! disturbs less than the rate.
 //!
 //! System calls: one more run per server under `strace -c -f` for a fixed
 //! number of messages; the counts are divided by the messages. strace slows
@@ -66,14 +68,18 @@ fn main() {
 
     println!("# echo, {MSG}-byte messages: epoll vs io_uring, oneshot and level\n");
     println!("{rounds} interleaved rounds of {secs:?} per server and connection count.\n");
-    println!("| conns | trigger | epoll msgs/s | uring msgs/s | uring/epoll median (min–max) |");
-    println!("|---:|---|---:|---:|---|");
+    println!(
+        "| conns | trigger | epoll msgs/s | uring msgs/s | uring/epoll median (min–max) | server CPU µs/msg epoll | uring |"
+    );
+    println!("|---:|---|---:|---:|---|---:|---:|");
     for &conns in conns_list {
         let mut rates: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+        let mut cpu: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
         for _ in 0..rounds {
             for server in SERVERS {
-                let rate = run_round(server, conns, Load::For(secs), None);
-                rates.entry(server).or_default().push(rate);
+                let round = run_round(server, conns, Load::For(secs), None);
+                rates.entry(server).or_default().push(round.rate);
+                cpu.entry(server).or_default().push(round.cpu_us_per_msg);
             }
         }
         for trigger in ["oneshot", "level"] {
@@ -82,12 +88,14 @@ fn main() {
             let mut ratios: Vec<f64> = uring.iter().zip(epoll).map(|(u, e)| u / e).collect();
             ratios.sort_by(f64::total_cmp);
             println!(
-                "| {conns} | {trigger} | {:.0} | {:.0} | {:.2}× ({:.2}–{:.2}) |",
+                "| {conns} | {trigger} | {:.0} | {:.0} | {:.2}× ({:.2}–{:.2}) | {:.1} | {:.1} |",
                 median(&mut epoll.clone()),
                 median(&mut uring.clone()),
                 median(&mut ratios.clone()),
                 ratios[0],
-                ratios[ratios.len() - 1]
+                ratios[ratios.len() - 1],
+                median(&mut cpu[&("epoll", trigger)].clone()),
+                median(&mut cpu[&("uring", trigger)].clone()),
             );
         }
     }
@@ -202,9 +210,17 @@ enum Load {
     Messages(u64),
 }
 
+/// What one round measured.
+struct Round {
+    /// Messages echoed per second.
+    rate: f64,
+    /// The server's CPU time per message, in microseconds.
+    cpu_us_per_msg: f64,
+}
+
 /// Starts `server`, runs `conns` ping-pong connections for `load`, closes
-/// them, waits for the server to exit, and returns messages per second.
-fn run_round(server: (&str, &str), conns: usize, load: Load, wrapper: Option<&[&str]>) -> f64 {
+/// them, waits for the server to exit, and says what it measured.
+fn run_round(server: (&str, &str), conns: usize, load: Load, wrapper: Option<&[&str]>) -> Round {
     let mut child = spawn_server(server, wrapper);
     let addr = read_addr(&mut child);
     let mut poller = EpollPoller::new().expect("epoll");
@@ -224,6 +240,7 @@ fn run_round(server: (&str, &str), conns: usize, load: Load, wrapper: Option<&[&
     let mut events = Events::with_capacity(256);
     let mut buf = [0u8; MSG];
     let mut done = 0u64;
+    let cpu_before = cpu_ns(child.id());
     let start = Instant::now();
     let finished = |done: u64| match load {
         Load::For(d) => start.elapsed() >= d,
@@ -256,10 +273,23 @@ fn run_round(server: (&str, &str), conns: usize, load: Load, wrapper: Option<&[&
         }
     }
     let rate = done as f64 / start.elapsed().as_secs_f64();
+    let cpu_us_per_msg = (cpu_ns(child.id()) - cpu_before) as f64 / 1000.0 / done as f64;
     drop(streams);
     let status = child.wait().expect("wait for the server");
     assert!(status.success(), "{server:?} exited with {status}");
-    rate
+    Round {
+        rate,
+        cpu_us_per_msg,
+    }
+}
+
+/// CPU time `pid` has used, in nanoseconds: the first field of
+/// `/proc/<pid>/schedstat` (the server is single-threaded).
+fn cpu_ns(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Message `seq` of connection `key`: both numbers, then a filler pattern.
