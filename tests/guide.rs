@@ -759,7 +759,7 @@ fn triggers_shows_each_trigger(backend: Backend) {
         "[{backend}]\n{out}"
     );
     assert_eq!(row("oneshot"), "IN - - IN - -", "[{backend}]\n{out}");
-    if backend == Backend::Epoll {
+    if backend == Backend::Epoll || backend == Backend::Uring {
         assert_eq!(
             row("edge"),
             "IN - IN - - IN|RDHUP|HUP",

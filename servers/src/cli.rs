@@ -27,7 +27,7 @@ pub struct NetArgs {
 /// `--backend`, for examples that take `--path` instead of `--addr`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BackendArg {
-    /// select, poll or epoll [default: $REACTOR_BACKEND, else the example's own]
+    /// select, poll, epoll or uring (io_uring) [default: $REACTOR_BACKEND, else the example's own]
     #[arg(long)]
     pub backend: Option<Backend>,
 }
