@@ -112,7 +112,7 @@ struct Slot {
     flags: u32,
     /// Level, edge or oneshot.
     trigger: Trigger,
-    /// Carried in `user_data`; moves on at every new request and at `unregister` (gotcha a).
+    /// Carried in `user_data`; moves on at `modify` and `unregister` (gotcha a).
     generation: u32,
     /// Where the registration stands.
     state: State,
@@ -262,22 +262,29 @@ impl UringPoller {
         Ok(())
     }
 
-    /// Pushes one request, submitting the full queue first if need be.
+    /// Pushes one request; a full queue is first handed to the kernel.
     fn push(&mut self, sqe: &squeue::Entry) -> Result<()> {
-        if self.ring.submission().is_full() {
-            let n = self
-                .ring
-                .submit()
-                .map_err(|err| sys::io_error(err, "io_uring_enter", None))?;
-            log::trace!("io_uring_enter(submit={n}, wait=0): submission queue was full");
-        }
         // SAFETY: a poll request holds no pointer into our memory (the fd and
         // the flags are values), so nothing must outlive the submission.
-        unsafe { self.ring.submission().push(sqe) }.map_err(|_| Error::Sys {
-            call: "io_uring_enter",
-            fd: None,
-            source: std::io::ErrorKind::OutOfMemory.into(),
-        })
+        while unsafe { self.ring.submission().push(sqe) }.is_err() {
+            let taken = self.ring.submit();
+            log::trace!(
+                "io_uring_enter(submit, wait=0) → {taken:?}: the submission queue was full"
+            );
+            match taken {
+                Ok(n) if n > 0 => {}
+                // Nothing taken: the kernel is out of room for completions.
+                Ok(_) => {
+                    return Err(sys::io_error(
+                        std::io::Error::from_raw_os_error(libc::EBUSY),
+                        "io_uring_enter",
+                        None,
+                    ));
+                }
+                Err(err) => return Err(sys::io_error(err, "io_uring_enter", None)),
+            }
+        }
+        Ok(())
     }
 
     /// One turn of the ring: submits what is queued, waits up to `ms`
@@ -324,18 +331,14 @@ impl UringPoller {
                 return;
             };
             let data = cqe.user_data();
+            if data == REMOVAL {
+                continue; // a POLL_REMOVE's own completion: nothing to report
+            }
             let (fd, generation) = ((data >> 32) as RawFd, data as u32);
             let slot = match self.slots.get_mut(fd as usize) {
                 // The request this registration waits on.
-                Some(slot)
-                    if data != REMOVAL
-                        && slot.generation == generation
-                        && slot.state == State::Armed =>
-                {
-                    slot
-                }
-                // A POLL_REMOVE's own completion, or one for a request that
-                // was withdrawn or replaced since (gotcha a).
+                Some(slot) if slot.generation == generation && slot.state == State::Armed => slot,
+                // A request withdrawn or replaced since (gotcha a).
                 _ => {
                     log::trace!("dropped completion fd={fd} gen={generation}");
                     continue;
