@@ -8,16 +8,16 @@
 #
 # Steps: B0 calibration, B1 dispatch, B8 idle loop (+ syscall count under
 # strace), B5 timers (if benches/timers.rs exists), B2 echo, HTTP against
-# nginx, then the report
+# nginx, echo on epoll vs io_uring (uring_oneshot), then the report
 # (tables + SVG plots into docs/benchmarks.md and docs/bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profile=${1:---quick}
 case "$profile" in
-  --quick) crit=(--warm-up-time 0.5 --measurement-time 1.5); echo_args=(--quick); b1_filter=() ;;
-  --full)  crit=(--warm-up-time 1 --measurement-time 3);     echo_args=(--full); b1_filter=() ;;
-  --smoke) crit=(--warm-up-time 0.05 --measurement-time 0.1 --sample-size 10 --noplot); echo_args=(--smoke); b1_filter=('/(100|1000)$') ;;
+  --quick) crit=(--warm-up-time 0.5 --measurement-time 1.5); echo_args=(--quick); b1_filter=(); uring_args=(--rounds 3 --secs 1) ;;
+  --full)  crit=(--warm-up-time 1 --measurement-time 3);     echo_args=(--full); b1_filter=(); uring_args=(--rounds 7 --secs 2) ;;
+  --smoke) crit=(--warm-up-time 0.05 --measurement-time 0.1 --sample-size 10 --noplot); echo_args=(--smoke); b1_filter=('/(100|1000)$'); uring_args=(--smoke) ;;
   *) echo "usage: $0 [--quick|--full|--smoke]" >&2; exit 2 ;;
 esac
 
@@ -56,6 +56,8 @@ cargo bench -p reactor-bench --bench http -- "${echo_args[@]}" --out "$out"
 # The proxy bench runs the proxy example itself: build it with the same profile.
 cargo build --profile bench --example proxy
 cargo bench -p reactor-bench --bench proxy -- "${echo_args[@]}" --out "$out"
+# Echo on epoll and io_uring, oneshot and level (docs/uring.md).
+cargo bench -p reactor-bench --bench uring_oneshot -- "${uring_args[@]}" | tee "$out/uring_oneshot.md"
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/run.txt"
 if [ "$profile" != "--smoke" ]; then
