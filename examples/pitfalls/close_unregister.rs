@@ -109,6 +109,8 @@ fn broken(backend: Backend) -> Result {
                 ms(WINDOW)
             );
         }
+        // Left out by raw_backends.
+        Backend::Uring => return Err(crate::RAW_ONLY.into()),
         Backend::Epoll => {
             let epoll = epoll_instance()?;
             epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN, 0)?;
@@ -153,6 +155,8 @@ fn fixed(backend: Backend, fd: RawFd) -> Result {
     let (quiet, _keep) = UnixStream::pair()?;
     let q = quiet.as_raw_fd();
     let calls = match backend {
+        // Left out by raw_backends.
+        Backend::Uring => return Err(crate::RAW_ONLY.into()),
         Backend::Poll => {
             println!("poll: drop fd={fd} from the pollfd array, then close(fd={fd})");
             count_for(WINDOW, CAP, || {

@@ -108,6 +108,8 @@ pub fn run(backends: &[Backend]) -> Result {
 /// What one zero-timeout wait for reading says about `fd`.
 fn readiness(backend: Backend, fd: RawFd) -> String {
     match backend {
+        // Left out by raw_backends.
+        Backend::Uring => crate::RAW_ONLY.to_owned(),
         Backend::Select => match select_readable(fd, Duration::ZERO) {
             (-1, e) => format!("select → -1 {}", errno_name(e)),
             (0, _) => "select → not ready (0)".to_owned(),

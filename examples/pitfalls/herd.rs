@@ -235,6 +235,8 @@ fn wait_readable(backend: Backend, listen: RawFd, epoll: Option<&OwnedFd>) -> bo
             epoll_wait(epoll, WORKER_WAIT_MS).is_ok_and(|ready| !ready.is_empty())
         }
         (Backend::Epoll, None) => false,
+        // Left out by raw_backends.
+        (Backend::Uring, _) => false,
     }
 }
 

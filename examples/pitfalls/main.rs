@@ -109,15 +109,15 @@ fn main() {
     let result = match cli.pitfall {
         // epoll only: select and poll keep no registrations.
         Pitfall::DupClose => dup_close::run(),
-        Pitfall::CloseUnregister { backend } => close_unregister::run(&backends(backend)),
+        Pitfall::CloseUnregister { backend } => close_unregister::run(&raw_backends(backend)),
         // epoll only: the edge trigger is epoll's.
         Pitfall::EdgeStarvation => edge_starvation::run(),
-        Pitfall::Herd { backend, workers } => herd::run(&backends(backend), workers),
+        Pitfall::Herd { backend, workers } => herd::run(&raw_backends(backend), workers),
         Pitfall::Emfile { backend } => emfile::run(&backends(backend)),
         // Not about a multiplexer: a write, in C and in Rust.
         Pitfall::Sigpipe => sigpipe::run(),
-        Pitfall::LostWakeup { backend } => lost_wakeup::run(&backends(backend)),
-        Pitfall::Files { backend } => files::run(&backends(backend)),
+        Pitfall::LostWakeup { backend } => lost_wakeup::run(&raw_backends(backend)),
+        Pitfall::Files { backend } => files::run(&raw_backends(backend)),
         // select only; poll and epoll shown as the fix.
         Pitfall::FdSetsize => fd_setsize::run(),
     };
@@ -127,12 +127,26 @@ fn main() {
     }
 }
 
-/// The backends a demonstration runs on: the one asked for, or all three.
+/// The backends a demonstration runs on: the one asked for, or all of them.
 fn backends(choice: Option<Backend>) -> Vec<Backend> {
     match choice {
         Some(backend) => vec![backend],
         None => Backend::ALL.to_vec(),
     }
+}
+
+/// Why a demonstration made with the raw system calls leaves io_uring out.
+const RAW_ONLY: &str = "uring: not shown: this demonstration makes the raw select, poll and epoll calls; io_uring's own gotchas are in docs/uring.md";
+
+/// As [`backends`], for the demonstrations made with the raw system calls
+/// of select, poll and epoll: io_uring is left out, saying so.
+fn raw_backends(choice: Option<Backend>) -> Vec<Backend> {
+    let mut list = backends(choice);
+    if list.contains(&Backend::Uring) {
+        println!("{RAW_ONLY}");
+        list.retain(|&backend| backend != Backend::Uring);
+    }
+    list
 }
 
 /// The short name of an errno value, as the man pages spell it.
