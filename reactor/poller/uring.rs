@@ -304,10 +304,11 @@ impl UringPoller {
         let cqes = self.ring.completion().len();
         self.reap(events);
         if log::log_enabled!(log::Level::Trace) {
-            let outcome = match &result {
-                Err(err) if err.raw_os_error() == Some(libc::ETIME) => " (timed out)".to_owned(),
-                Err(err) => format!(" ({err})"),
+            let outcome = match result.as_ref().map_err(std::io::Error::raw_os_error) {
                 Ok(_) => String::new(),
+                Err(Some(libc::ETIME)) => " (timed out)".to_owned(),
+                Err(Some(libc::EINTR)) => " (interrupted by a signal: EINTR)".to_owned(),
+                Err(_) => " (failed)".to_owned(),
             };
             log::trace!(
                 "io_uring_enter(submit={submit}, wait={want}, timeout={}) → {cqes} cqes{outcome}{}",
