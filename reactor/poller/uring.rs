@@ -404,6 +404,12 @@ impl Poller for UringPoller {
             });
         }
         if self.slots.len() <= fd as usize {
+            // The table grows to the fd number: ask the kernel first whether
+            // it is an open descriptor, so a bogus 2,000,000,000 is EBADF
+            // rather than a 64 GB allocation.
+            // SAFETY: F_GETFD takes no pointer and only reads the fd's flags.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            sys::check(flags, "fcntl(F_GETFD)", Some(fd))?;
             self.slots.resize(fd as usize + 1, Slot::default());
         }
         let slot = &mut self.slots[fd as usize];
@@ -541,13 +547,22 @@ mod tests {
     }
 
     /// Gotcha (b): the kernel, not `register`, finds a bad fd: one error
-    /// event, then silence. (10 000 is not open in this test binary.)
+    /// event, then silence. The fd is closed after `register` and before
+    /// its POLL_ADD reaches the kernel (a high number, which the other
+    /// tests' threads will not reuse in between).
     #[test]
     fn a_bad_fd_is_one_error_event_then_silence() {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        // SAFETY: F_DUPFD_CLOEXEC gives a new descriptor ≥ 5000 that only
+        // this test owns; it is closed once, below.
+        let high = unsafe { libc::fcntl(ours.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 5000) };
+        assert!(high >= 5000, "{}", std::io::Error::last_os_error());
         let mut uring = UringPoller::new().unwrap();
         uring
-            .register(10_000, 9, Interest::READABLE, Trigger::Level)
+            .register(high, 9, Interest::READABLE, Trigger::Level)
             .unwrap();
+        // SAFETY: `high` is ours and still open.
+        assert_eq!(unsafe { libc::close(high) }, 0);
         let mut events = Events::with_capacity(8);
         uring
             .poll(&mut events, Some(Duration::from_secs(1)))
@@ -563,6 +578,6 @@ mod tests {
                 .unwrap(),
             0
         );
-        uring.unregister(10_000).unwrap();
+        uring.unregister(high).unwrap();
     }
 }
