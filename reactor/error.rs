@@ -130,14 +130,12 @@ pub enum Error {
     /// The kernel will not let this process use a backend: io_uring compiled
     /// out (`ENOSYS`), disabled or forbidden (`EPERM`: the sysctl
     /// `kernel.io_uring_disabled`, a seccomp filter), or too old.
-    #[error("the {backend} backend is unavailable: {reason}; use the {fallback} backend instead")]
+    #[error("the {backend} backend is unavailable: {reason}; use the epoll backend instead")]
     Unavailable {
         /// The backend's name (`"uring"`).
         backend: &'static str,
         /// Why, naming the system call and errno or the missing feature.
         reason: String,
-        /// The backend to use instead.
-        fallback: &'static str,
         /// The `errno`, when a system call failed.
         #[source]
         source: Option<io::Error>,

@@ -220,7 +220,6 @@ pub(crate) fn unavailable(backend: &'static str, call: &'static str, source: io:
     Error::Unavailable {
         backend,
         reason: format!("{call} failed: {reason}"),
-        fallback: "epoll",
         source: Some(source),
     }
 }
@@ -230,7 +229,6 @@ pub(crate) fn missing_feature(backend: &'static str, reason: &str) -> Error {
     Error::Unavailable {
         backend,
         reason: reason.to_owned(),
-        fallback: "epoll",
         source: None,
     }
 }
