@@ -136,7 +136,7 @@ fn backends(choice: Option<Backend>) -> Vec<Backend> {
 }
 
 /// Why a demonstration made with the raw system calls leaves io_uring out.
-const RAW_ONLY: &str = "uring: not shown: this demonstration makes the raw select, poll and epoll calls; io_uring's own gotchas are in docs/uring.md";
+const RAW_ONLY: &str = "uring: not shown: this demonstration makes the raw select, poll and epoll calls; io_uring's own gotchas are in docs/13-uring.md";
 
 /// As [`backends`], for the demonstrations made with the raw system calls
 /// of select, poll and epoll: io_uring is left out, saying so.
