@@ -52,6 +52,7 @@ mod event;
 mod interest;
 pub mod poll;
 pub mod select;
+mod table;
 pub mod uring;
 
 pub use backend::{AnyPoller, Backend};

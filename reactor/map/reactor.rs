@@ -994,6 +994,9 @@ impl<T, P: Poller> Reactor<T, P> {
     /// Waits for events, as [`Poller::poll`]; every event's key is a
     /// [`Token`] (read it with [`Event::token`](crate::Event::token)). A wake from a [`Waker`]
     /// ends the wait but is not itself reported, so `poll` may return 0.
+    /// (Iterating `events` never shows it; only when the wake-up races with
+    /// the wait's return can the count include it once, while the waker's
+    /// flag is still on its way.)
     ///
     /// An event may be stale — its object removed while handling an earlier
     /// event of the same batch — so look objects up with
@@ -1029,15 +1032,18 @@ impl<T, P: Poller> Reactor<T, P> {
         self.poller.poll(events, timeout)?;
         self.timers.expire();
         if let Some(waker) = &self.waker {
-            let mut woken = false;
-            let report = self.report_wakes;
-            events.retain(|event| {
-                let ours = event.key() == Token::WAKER.key();
-                woken |= ours;
-                report || !ours
-            });
-            if woken {
+            // The waker's event is not shown (unless `report_wakes`): the
+            // iterator passes over its key, and it is taken out of the batch
+            // (one short scan) only after a wake-up, which the waker flags:
+            // no pass over an ordinary batch.
+            if !self.report_wakes {
+                events.hide(Some(Token::WAKER.key()));
+            }
+            if waker.take_pending() {
                 waker.drain();
+                if !self.report_wakes {
+                    events.take(Token::WAKER.key());
+                }
             }
         }
         Ok(events.len())

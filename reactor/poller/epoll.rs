@@ -50,7 +50,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::poller::{Event, Events, Interest, Poller, Trigger};
+use crate::poller::event::FlagNames;
+use crate::poller::{Events, Interest, Poller, Trigger};
 use crate::sys;
 
 /// A poller backed by an epoll instance.
@@ -78,8 +79,6 @@ use crate::sys;
 pub struct EpollPoller {
     /// The epoll instance, created close-on-exec; closing it drops every registration.
     epoll: OwnedFd,
-    /// Where `epoll_wait` writes ready events; kept to the caller's `Events` capacity.
-    ready: Vec<libc::epoll_event>,
 }
 
 impl EpollPoller {
@@ -111,7 +110,6 @@ impl EpollPoller {
             // SAFETY: `fd` was just returned by epoll_create1, so it is open and
             // nothing else owns it.
             epoll: unsafe { OwnedFd::from_raw_fd(fd) },
-            ready: Vec::new(),
         })
     }
 
@@ -127,7 +125,7 @@ impl EpollPoller {
         } else {
             log::trace!(
                 "epoll_ctl({name}, fd={fd}, {}, key={key})",
-                kernel_flag_names(flags)
+                FlagNames(flags)
             );
         }
         let mut event = libc::epoll_event {
@@ -220,23 +218,17 @@ impl Poller for EpollPoller {
     }
 
     fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<usize> {
-        events.clear();
-        let capacity = events.capacity().min(libc::c_int::MAX as usize);
-        self.ready.clear();
-        self.ready.reserve(capacity);
+        // Zero copy: the kernel writes straight into `events`.
+        let (buffer, capacity) = events.kernel_buffer();
+        let capacity = capacity.min(libc::c_int::MAX as usize) as libc::c_int;
         let epoll = self.epoll.as_raw_fd();
-        let ready = self.ready.as_mut_ptr();
         let n = sys::wait_retrying(timeout, "epoll_wait", |ms| {
-            // SAFETY: `ready` points to at least `capacity` epoll_events
-            // (reserved above) that the kernel may write; `capacity` is ≥ 1
-            // and was clamped to fit in an int.
-            unsafe { libc::epoll_wait(epoll, ready, capacity as libc::c_int, ms) }
+            // SAFETY: `buffer` has room for `capacity` (≥ 1) epoll_events
+            // that the kernel may write; nothing else touches it meanwhile.
+            unsafe { libc::epoll_wait(epoll, buffer, capacity, ms) }
         })?;
         // SAFETY: epoll_wait initialised the first `n` entries (n ≤ capacity).
-        unsafe { self.ready.set_len(n) };
-        for ev in &self.ready {
-            events.push(flags_to_event(ev.u64 as usize, ev.events));
-        }
+        unsafe { events.set_filled(n) };
         if log::log_enabled!(log::Level::Trace) {
             log::trace!(
                 "epoll_wait(timeout={}) → {n} ready{}",
@@ -272,54 +264,6 @@ fn interest_to_flags(interest: Interest, trigger: Trigger) -> u32 {
     flags as u32
 }
 
-/// Decodes the kernel's `events` mask into an [`Event`].
-fn flags_to_event(key: usize, flags: u32) -> Event {
-    let flags = flags as libc::c_int;
-    let mut out = 0;
-    if flags & libc::EPOLLIN != 0 {
-        out |= Event::READABLE;
-    }
-    if flags & libc::EPOLLOUT != 0 {
-        out |= Event::WRITABLE;
-    }
-    if flags & libc::EPOLLPRI != 0 {
-        out |= Event::PRIORITY;
-    }
-    // Hang-up and error are also "readable": the next read says what happened.
-    if flags & libc::EPOLLRDHUP != 0 {
-        out |= Event::READ_CLOSED | Event::READABLE;
-    }
-    if flags & libc::EPOLLHUP != 0 {
-        out |= Event::HANGUP | Event::READABLE;
-    }
-    if flags & libc::EPOLLERR != 0 {
-        out |= Event::ERROR | Event::READABLE;
-    }
-    Event::from_flags(key, out)
-}
-
-/// Names the kernel flags for the trace log: `IN|RDHUP|ET`.
-fn kernel_flag_names(flags: u32) -> String {
-    const NAMES: [(libc::c_int, &str); 6] = [
-        (libc::EPOLLIN, "IN"),
-        (libc::EPOLLOUT, "OUT"),
-        (libc::EPOLLPRI, "PRI"),
-        (libc::EPOLLRDHUP, "RDHUP"),
-        (libc::EPOLLET, "ET"),
-        (libc::EPOLLONESHOT, "ONESHOT"),
-    ];
-    let names: Vec<&str> = NAMES
-        .iter()
-        .filter(|(bit, _)| flags & (*bit as u32) != 0)
-        .map(|(_, name)| *name)
-        .collect();
-    if names.is_empty() {
-        "0".to_owned()
-    } else {
-        names.join("|")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,7 +276,8 @@ mod tests {
 
     #[test]
     fn hangup_and_error_imply_readable() {
-        let ev = flags_to_event(1, (libc::EPOLLHUP | libc::EPOLLERR) as u32);
+        let bits = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        let ev = crate::poller::Event::from_bits(1, bits);
         assert!(ev.is_readable() && ev.is_hangup() && ev.is_error());
         assert!(!ev.is_writable());
     }

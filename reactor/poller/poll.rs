@@ -41,16 +41,18 @@
 //!   call: the classic 100 % CPU loop. It is reported once as an error and
 //!   disarmed; `unregister` it.
 //! - (c) The array is kept dense: `unregister` swaps the last entry into the
-//!   hole (O(1)), so entries move and an `fd → index` table follows them.
+//!   hole (O(1)), so entries move and an `fd → index` table follows them
+//!   (the registration table select shares, `table.rs`).
 //! - (d) A full [`Events`] buffer leaves ready entries for the next call;
 //!   the scan resumes after the last one reported so none is starved.
 
+use std::os::fd::RawFd;
 use std::time::Duration;
 
-use std::os::fd::RawFd;
-
 use crate::error::{Error, Result};
-use crate::poller::{Event, Events, Interest, Poller, Trigger};
+use crate::poller::event::{FlagNames, bits};
+use crate::poller::table::Table;
+use crate::poller::{Events, Interest, Poller, Trigger};
 use crate::sys;
 
 /// A poller that keeps a `pollfd` array and calls `poll(2)`.
@@ -76,30 +78,12 @@ use crate::sys;
 /// Python: `p = select.poll()`
 #[derive(Debug, Default)]
 pub struct PollPoller {
-    /// The array handed to `poll(2)`, one entry per registration, dense.
+    /// The array handed to `poll(2)`, one entry per registration, dense and
+    /// at the same index as its entry in `table`.
     fds: Vec<libc::pollfd>,
-    /// Key and trigger of each entry, at the same index as in `fds`.
-    entries: Vec<Entry>,
-    /// fd number → index in `fds`, or `NONE`; fd numbers are small, so a
-    /// `Vec` beats a hash map.
-    index: Vec<u32>,
-    /// Where the next scan of `revents` starts (gotcha d).
-    next_scan: usize,
+    /// Key, trigger and fd of each registration.
+    table: Table,
 }
-
-/// What `poll(2)` does not keep for us about one registration.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    /// The descriptor, kept here because a disarmed `pollfd` holds `-1`.
-    fd: RawFd,
-    /// Given back in every event.
-    key: usize,
-    /// Level or oneshot.
-    trigger: Trigger,
-}
-
-/// No entry for this fd.
-const NONE: u32 = u32::MAX;
 
 impl PollPoller {
     /// Creates an empty poller. No system call: the kernel learns of the
@@ -117,24 +101,16 @@ impl PollPoller {
     pub fn new() -> PollPoller {
         PollPoller::default()
     }
+}
 
-    /// Index of `fd` in the arrays, if registered.
-    fn find(&self, fd: RawFd) -> Option<usize> {
-        match self.index.get(fd as usize) {
-            Some(&i) if i != NONE => Some(i as usize),
-            _ => None,
-        }
-    }
-
-    /// Refuses edge triggering, which `poll(2)` cannot express.
-    fn check_trigger(trigger: Trigger) -> Result<()> {
-        match trigger {
-            Trigger::Edge => Err(Error::Unsupported {
-                backend: "poll",
-                trigger: trigger.name(),
-            }),
-            Trigger::Level | Trigger::Oneshot => Ok(()),
-        }
+/// Refuses edge triggering, which `poll(2)` cannot express.
+fn check_trigger(trigger: Trigger) -> Result<()> {
+    match trigger {
+        Trigger::Edge => Err(Error::Unsupported {
+            backend: "poll",
+            trigger: trigger.name(),
+        }),
+        Trigger::Level | Trigger::Oneshot => Ok(()),
     }
 }
 
@@ -151,35 +127,18 @@ impl Poller for PollPoller {
         trigger: Trigger,
     ) -> Result<()> {
         sys::check_fd(fd)?;
-        PollPoller::check_trigger(trigger)?;
-        if self.find(fd).is_some() {
-            return Err(Error::AlreadyRegistered {
-                backend: "poll",
-                fd,
-            });
-        }
-        let slot = fd as usize;
-        if self.index.len() <= slot {
-            // The table grows to the fd number: ask the kernel first whether
-            // it is an open descriptor, so a bogus 2,000,000,000 is EBADF
-            // rather than an 8 GB allocation.
-            // SAFETY: F_GETFD takes no pointer and only reads the fd's flags.
-            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-            sys::check(flags, "fcntl(F_GETFD)", Some(fd))?;
-            self.index.resize(slot + 1, NONE);
-        }
-        self.index[slot] = self.fds.len() as u32;
+        check_trigger(trigger)?;
+        self.table.insert("poll", fd, key, trigger)?;
         let events = interest_to_flags(interest);
         log::trace!(
             "poll: add fd={fd} {} key={key} (no system call)",
-            kernel_flag_names(events)
+            FlagNames(events as u32)
         );
         self.fds.push(libc::pollfd {
             fd,
             events,
             revents: 0,
         });
-        self.entries.push(Entry { fd, key, trigger });
         Ok(())
     }
 
@@ -191,15 +150,12 @@ impl Poller for PollPoller {
         trigger: Trigger,
     ) -> Result<()> {
         sys::check_fd(fd)?;
-        PollPoller::check_trigger(trigger)?;
-        let i = self.find(fd).ok_or(Error::NotRegistered {
-            backend: "poll",
-            fd,
-        })?;
+        check_trigger(trigger)?;
+        let i = self.table.update("poll", fd, key, trigger)?;
         let events = interest_to_flags(interest);
         log::trace!(
             "poll: modify fd={fd} {} key={key} (no system call)",
-            kernel_flag_names(events)
+            FlagNames(events as u32)
         );
         // Writing the real fd back also re-arms a disarmed entry.
         self.fds[i] = libc::pollfd {
@@ -207,24 +163,13 @@ impl Poller for PollPoller {
             events,
             revents: 0,
         };
-        self.entries[i] = Entry { fd, key, trigger };
         Ok(())
     }
 
     fn unregister(&mut self, fd: RawFd) -> Result<()> {
-        sys::check_fd(fd)?;
-        let i = self.find(fd).ok_or(Error::NotRegistered {
-            backend: "poll",
-            fd,
-        })?;
+        let i = self.table.remove("poll", fd)?;
         log::trace!("poll: remove fd={fd} (no system call)");
-        self.index[fd as usize] = NONE;
         self.fds.swap_remove(i);
-        self.entries.swap_remove(i);
-        // The last entry moved into the hole: point its fd at the new place.
-        if let Some(moved) = self.entries.get(i) {
-            self.index[moved.fd as usize] = i as u32;
-        }
         Ok(())
     }
 
@@ -232,41 +177,29 @@ impl Poller for PollPoller {
         events.clear();
         let fds = self.fds.as_mut_ptr();
         let nfds = self.fds.len() as libc::nfds_t;
-        let mut ready = sys::wait_retrying(timeout, "poll", |ms| {
+        let ready = sys::wait_retrying(timeout, "poll", |ms| {
             // SAFETY: `fds` points to `nfds` initialised pollfd structs that
             // the kernel may write `revents` into; nothing else touches the
             // Vec during the call.
             unsafe { libc::poll(fds, nfds, ms) }
         })?;
-        // Scan for the `ready` entries with revents set, starting where the
-        // last full buffer stopped and wrapping around.
-        let len = self.fds.len();
-        let start = if self.next_scan < len {
-            self.next_scan
-        } else {
-            0
-        };
-        for step in 0..len {
-            if ready == 0 || events.len() == events.capacity() {
-                self.next_scan = (start + step) % len.max(1);
-                break;
-            }
-            let i = (start + step) % len;
-            let revents = self.fds[i].revents;
+        let fds = &mut self.fds;
+        self.table.scan(events, ready, |i, entry| {
+            let revents = fds[i].revents;
             if revents == 0 {
-                continue;
+                return 0;
             }
-            ready -= 1;
-            let entry = self.entries[i];
-            events.push(flags_to_event(entry.key, revents));
             // Silence entries that would otherwise fire again (gotchas a, b).
             if entry.trigger == Trigger::Oneshot || revents & libc::POLLNVAL != 0 {
-                self.fds[i].fd = -1;
+                fds[i].fd = -1;
+                entry.armed = false;
             }
-        }
+            revents_to_bits(revents)
+        });
         if log::log_enabled!(log::Level::Trace) {
             log::trace!(
-                "poll({len} fds, timeout={}) → {} ready{}",
+                "poll({} fds, timeout={}) → {} ready{}",
+                self.fds.len(),
                 sys::show_timeout(sys::timeout_ms(timeout)),
                 events.len(),
                 events.describe()
@@ -274,6 +207,16 @@ impl Poller for PollPoller {
         }
         Ok(events.len())
     }
+}
+
+/// `pollfd.revents` as epoll's bits: the same numbers, except `POLLNVAL`
+/// ("closed while registered"), which is reported as an error.
+pub(super) fn revents_to_bits(revents: libc::c_short) -> u32 {
+    let mut out = (revents & !libc::POLLNVAL) as u16 as u32;
+    if revents & libc::POLLNVAL != 0 {
+        out |= bits::ERR;
+    }
+    out
 }
 
 /// Turns what the caller asked for into `pollfd.events` flags.
@@ -292,75 +235,14 @@ pub(super) fn interest_to_flags(interest: Interest) -> libc::c_short {
     flags
 }
 
-/// Decodes `pollfd.revents` into an [`Event`].
-pub(super) fn flags_to_event(key: usize, revents: libc::c_short) -> Event {
-    let mut out = 0;
-    if revents & libc::POLLIN != 0 {
-        out |= Event::READABLE;
-    }
-    if revents & libc::POLLOUT != 0 {
-        out |= Event::WRITABLE;
-    }
-    if revents & libc::POLLPRI != 0 {
-        out |= Event::PRIORITY;
-    }
-    // Hang-up and error are also "readable": the next read says what happened.
-    if revents & libc::POLLRDHUP != 0 {
-        out |= Event::READ_CLOSED | Event::READABLE;
-    }
-    if revents & libc::POLLHUP != 0 {
-        out |= Event::HANGUP | Event::READABLE;
-    }
-    if revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-        out |= Event::ERROR | Event::READABLE;
-    }
-    Event::from_flags(key, out)
-}
-
-/// Names the flags for the trace log: `IN|RDHUP`.
-pub(super) fn kernel_flag_names(flags: libc::c_short) -> String {
-    const NAMES: [(libc::c_short, &str); 4] = [
-        (libc::POLLIN, "IN"),
-        (libc::POLLOUT, "OUT"),
-        (libc::POLLPRI, "PRI"),
-        (libc::POLLRDHUP, "RDHUP"),
-    ];
-    let names: Vec<&str> = NAMES
-        .iter()
-        .filter(|(bit, _)| flags & bit != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    names.join("|")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn unregister_keeps_the_index_of_the_moved_entry() {
-        use std::os::fd::AsRawFd;
-        // Real descriptors: registering an fd that is not open is refused.
-        let pairs: Vec<_> = (0..3)
-            .map(|_| std::os::unix::net::UnixStream::pair().unwrap())
-            .collect();
-        let [a, b, c] = [0, 1, 2].map(|i| pairs[i].0.as_raw_fd());
-        let mut p = PollPoller::new();
-        for fd in [a, b, c] {
-            p.register(fd, fd as usize, Interest::READABLE, Trigger::Level)
-                .unwrap();
-        }
-        p.unregister(a).unwrap();
-        assert_eq!(p.find(c), Some(0));
-        assert_eq!(p.find(b), Some(1));
-        assert_eq!(p.find(a), None);
-        p.unregister(c).unwrap();
-        assert_eq!(p.find(b), Some(0));
-    }
-
-    #[test]
     fn nval_is_an_error_that_implies_readable() {
-        let ev = flags_to_event(1, libc::POLLNVAL);
+        let bits = revents_to_bits(libc::POLLNVAL);
+        let ev = crate::poller::Event::from_bits(1, bits);
         assert!(ev.is_error() && ev.is_readable());
     }
 }

@@ -51,7 +51,9 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::poller::{Event, Events, Interest, Poller, Trigger};
+use crate::poller::event::bits;
+use crate::poller::table::Table;
+use crate::poller::{Events, Interest, Poller, Trigger};
 use crate::sys;
 
 /// A poller that keeps three `fd_set` bitmaps and calls `select(2)`.
@@ -76,8 +78,8 @@ use crate::sys;
 ///
 /// Python: `select.select(rlist, wlist, xlist, timeout)`
 pub struct SelectPoller {
-    /// Registration of each fd number, indexed by fd (all < `FD_SETSIZE`).
-    entries: Vec<Option<Entry>>,
+    /// Key, trigger and fd of each registration (all fds < `FD_SETSIZE`).
+    table: Table,
     /// Master copy of the read set; copied before each call.
     read: libc::fd_set,
     /// Master copy of the write set.
@@ -86,20 +88,6 @@ pub struct SelectPoller {
     except: libc::fd_set,
     /// One more than the highest fd in the master sets: select's `nfds`.
     nfds: RawFd,
-    /// Where the next scan of the results starts, so a full `Events` buffer
-    /// does not starve high fds.
-    next_scan: usize,
-}
-
-/// What select's bitmaps do not hold about one registration.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    /// Given back in every event.
-    key: usize,
-    /// Level or oneshot.
-    trigger: Trigger,
-    /// False after a oneshot report or a failed probe: out of the master sets.
-    armed: bool,
 }
 
 impl SelectPoller {
@@ -117,12 +105,11 @@ impl SelectPoller {
     /// Python: nothing to create; `select.select` is a function.
     pub fn new() -> SelectPoller {
         SelectPoller {
-            entries: Vec::new(),
+            table: Table::default(),
             read: empty_set(),
             write: empty_set(),
             except: empty_set(),
             nfds: 0,
-            next_scan: 0,
         }
     }
 
@@ -144,49 +131,53 @@ impl SelectPoller {
         }
     }
 
-    /// Puts `fd` into (or, with `None`, takes it out of) the master sets.
-    fn arm(&mut self, fd: RawFd, interest: Option<Interest>) {
-        let sets = [&mut self.read, &mut self.write, &mut self.except];
-        let wanted = interest.map_or([false; 3], |i| {
-            [i.is_readable(), i.is_writable(), i.is_priority()]
-        });
-        for (set, on) in sets.into_iter().zip(wanted) {
-            // SAFETY: `fd` is in 0..FD_SETSIZE (checked at register), so the
-            // bit lies inside the fd_set.
-            unsafe {
-                if on {
-                    libc::FD_SET(fd, set);
-                } else {
-                    libc::FD_CLR(fd, set);
-                }
-            }
+    /// Puts `fd` into the master sets `interest` names, and out of the others.
+    fn arm(&mut self, fd: RawFd, interest: Interest) {
+        let wanted = [
+            interest.is_readable(),
+            interest.is_writable(),
+            interest.is_priority(),
+        ];
+        set_bits(
+            fd,
+            [&mut self.read, &mut self.write, &mut self.except],
+            wanted,
+        );
+        self.nfds = self.nfds.max(fd + 1);
+    }
+
+    /// Takes `fd` out of the master sets; gotcha (d): `nfds` follows the
+    /// highest fd still armed.
+    fn disarm(&mut self, fd: RawFd) {
+        set_bits(
+            fd,
+            [&mut self.read, &mut self.write, &mut self.except],
+            [false; 3],
+        );
+        if fd + 1 == self.nfds {
+            self.recount_nfds();
         }
-        if interest.is_some() {
-            self.nfds = self.nfds.max(fd + 1);
-        } else if fd + 1 == self.nfds {
-            // Gotcha (d): find the new highest armed fd.
-            self.nfds = (0..fd)
-                .rev()
-                .find(|&f| matches!(self.entries[f as usize], Some(Entry { armed: true, .. })))
-                .map_or(0, |f| f + 1);
-        }
+    }
+
+    fn recount_nfds(&mut self) {
+        let armed = self.table.entries().iter().filter(|e| e.armed);
+        self.nfds = armed.map(|e| e.fd + 1).max().unwrap_or(0);
     }
 
     /// Gotcha (c): after `EBADF`, reports each closed fd once as an error
     /// and disarms it.
     fn report_closed_fds(&mut self, events: &mut Events) {
-        for fd in 0..self.nfds {
-            let Some(entry) = self.entries[fd as usize] else {
-                continue;
-            };
-            if !entry.armed || events.len() == events.capacity() {
+        for i in 0..self.table.entries().len() {
+            let entry = self.table.entries()[i];
+            if !entry.armed || events.is_full() {
                 continue;
             }
             // SAFETY: F_GETFD only reads the descriptor table; a closed fd
             // makes it fail with EBADF.
-            let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
+            let closed = unsafe { libc::fcntl(entry.fd, libc::F_GETFD) } == -1;
             log::trace!(
-                "fcntl(fd={fd}, F_GETFD) → {}",
+                "fcntl(fd={}, F_GETFD) → {}",
+                entry.fd,
                 if closed {
                     "EBADF: closed while registered"
                 } else {
@@ -194,18 +185,26 @@ impl SelectPoller {
                 }
             );
             if closed {
-                events.push(Event::from_flags(entry.key, Event::ERROR | Event::READABLE));
-                self.disarm(fd);
+                events.push_bits(entry.key, bits::ERR);
+                self.table.disarm(i);
+                self.disarm(entry.fd);
             }
         }
     }
+}
 
-    /// Takes `fd` out of the master sets but keeps its registration.
-    fn disarm(&mut self, fd: RawFd) {
-        if let Some(entry) = self.entries[fd as usize].as_mut() {
-            entry.armed = false;
+/// Sets or clears `fd`'s bit in each of the three sets.
+fn set_bits(fd: RawFd, sets: [&mut libc::fd_set; 3], on: [bool; 3]) {
+    for (set, on) in sets.into_iter().zip(on) {
+        // SAFETY: `fd` is in 0..FD_SETSIZE (checked at register), so the
+        // bit lies inside the fd_set.
+        unsafe {
+            if on {
+                libc::FD_SET(fd, set);
+            } else {
+                libc::FD_CLR(fd, set);
+            }
         }
-        self.arm(fd, None);
     }
 }
 
@@ -217,9 +216,8 @@ impl Default for SelectPoller {
 
 impl fmt::Debug for SelectPoller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let registered = self.entries.iter().filter(|e| e.is_some()).count();
         f.debug_struct("SelectPoller")
-            .field("registered", &registered)
+            .field("registered", &self.table.entries().len())
             .field("nfds", &self.nfds)
             .finish()
     }
@@ -238,26 +236,12 @@ impl Poller for SelectPoller {
         trigger: Trigger,
     ) -> Result<()> {
         SelectPoller::check(fd, trigger)?;
-        let slot = fd as usize;
-        if self.entries.len() <= slot {
-            self.entries.resize(slot + 1, None);
-        }
-        if self.entries[slot].is_some() {
-            return Err(Error::AlreadyRegistered {
-                backend: "select",
-                fd,
-            });
-        }
+        self.table.insert("select", fd, key, trigger)?;
         log::trace!(
             "select: add fd={fd} to {} key={key} (no system call)",
-            interest_to_flags(interest)
+            set_names(interest)
         );
-        self.entries[slot] = Some(Entry {
-            key,
-            trigger,
-            armed: true,
-        });
-        self.arm(fd, Some(interest));
+        self.arm(fd, interest);
         Ok(())
     }
 
@@ -269,44 +253,20 @@ impl Poller for SelectPoller {
         trigger: Trigger,
     ) -> Result<()> {
         SelectPoller::check(fd, trigger)?;
-        match self.entries.get_mut(fd as usize) {
-            Some(slot @ Some(_)) => {
-                *slot = Some(Entry {
-                    key,
-                    trigger,
-                    armed: true,
-                })
-            }
-            _ => {
-                return Err(Error::NotRegistered {
-                    backend: "select",
-                    fd,
-                });
-            }
-        }
+        self.table.update("select", fd, key, trigger)?;
         log::trace!(
             "select: move fd={fd} to {} key={key} (no system call)",
-            interest_to_flags(interest)
+            set_names(interest)
         );
-        // Clear first: the new interest may drop a set the old one had.
-        self.arm(fd, None);
-        self.arm(fd, Some(interest));
+        // `arm` also clears the sets the new interest drops.
+        self.arm(fd, interest);
         Ok(())
     }
 
     fn unregister(&mut self, fd: RawFd) -> Result<()> {
-        sys::check_fd(fd)?;
-        match self.entries.get_mut(fd as usize) {
-            Some(slot @ Some(_)) => *slot = None,
-            _ => {
-                return Err(Error::NotRegistered {
-                    backend: "select",
-                    fd,
-                });
-            }
-        }
+        self.table.remove("select", fd)?;
         log::trace!("select: remove fd={fd} from all sets (no system call)");
-        self.arm(fd, None);
+        self.disarm(fd);
         Ok(())
     }
 
@@ -346,39 +306,34 @@ impl Poller for SelectPoller {
         // Gotcha (e): 0 also means "the last try was interrupted and then
         // the deadline passed", and an interrupted select leaves the sets as
         // they went in — every watched fd would look ready. Only a call that
-        // reported something has output sets worth reading.
-        // Scan every fd below nfds (gotcha: this is the O(highest fd) part),
-        // starting where a full buffer last stopped.
-        let len = if ready == 0 { 0 } else { nfds as usize };
-        let start = if self.next_scan < len {
-            self.next_scan
-        } else {
-            0
-        };
-        // `next` wraps by comparison, not `%`: no division per descriptor.
-        let mut next = start;
-        for _ in 0..len {
-            if events.len() == events.capacity() {
-                self.next_scan = next;
-                break;
-            }
-            let fd = next as RawFd;
-            next += 1;
-            if next == len {
-                next = 0;
-            }
-            let Some(entry) = self.entries[fd as usize] else {
-                continue;
-            };
-            if !entry.armed {
-                continue;
-            }
-            if let Some(event) = flags_to_event(entry.key, fd, &read, &write, &except) {
-                events.push(event);
-                if entry.trigger == Trigger::Oneshot {
-                    self.disarm(fd);
+        // reported something has output sets worth reading (at_most = 0).
+        let mut fired_oneshot = false;
+        let masters = [&mut self.read, &mut self.write, &mut self.except];
+        let [mr, mw, mx] = masters;
+        self.table.scan(events, ready, |_, entry| {
+            let fd = entry.fd;
+            let mut out = 0;
+            // SAFETY: `fd` < nfds ≤ FD_SETSIZE, so each bit lies inside its set.
+            unsafe {
+                if libc::FD_ISSET(fd, &read) {
+                    out |= bits::IN;
+                }
+                if libc::FD_ISSET(fd, &write) {
+                    out |= bits::OUT;
+                }
+                if libc::FD_ISSET(fd, &except) {
+                    out |= bits::PRI;
                 }
             }
+            if out != 0 && entry.trigger == Trigger::Oneshot {
+                entry.armed = false;
+                set_bits(fd, [&mut *mr, &mut *mw, &mut *mx], [false; 3]);
+                fired_oneshot = true;
+            }
+            out
+        });
+        if fired_oneshot {
+            self.recount_nfds();
         }
         if log::log_enabled!(log::Level::Trace) {
             log::trace!(
@@ -393,44 +348,14 @@ impl Poller for SelectPoller {
 }
 
 /// Names the sets an interest puts an fd in, for the trace log.
-fn interest_to_flags(interest: Interest) -> &'static str {
-    match (
-        interest.is_readable(),
-        interest.is_writable(),
-        interest.is_priority(),
-    ) {
-        (true, false, false) => "readfds",
-        (false, true, false) => "writefds",
-        (true, true, false) => "readfds+writefds",
-        (false, false, true) => "exceptfds",
-        (true, false, true) => "readfds+exceptfds",
-        (false, true, true) => "writefds+exceptfds",
-        _ => "readfds+writefds+exceptfds",
-    }
-}
-
-/// Reads `fd`'s bits in the three output sets; `None` if none is set.
-fn flags_to_event(
-    key: usize,
-    fd: RawFd,
-    read: &libc::fd_set,
-    write: &libc::fd_set,
-    except: &libc::fd_set,
-) -> Option<Event> {
-    let mut out = 0;
-    // SAFETY: `fd` < nfds ≤ FD_SETSIZE, so each bit lies inside its set.
-    unsafe {
-        if libc::FD_ISSET(fd, read) {
-            out |= Event::READABLE;
-        }
-        if libc::FD_ISSET(fd, write) {
-            out |= Event::WRITABLE;
-        }
-        if libc::FD_ISSET(fd, except) {
-            out |= Event::PRIORITY;
-        }
-    }
-    (out != 0).then(|| Event::from_flags(key, out))
+fn set_names(interest: Interest) -> String {
+    let sets = [
+        (interest.is_readable(), "readfds"),
+        (interest.is_writable(), "writefds"),
+        (interest.is_priority(), "exceptfds"),
+    ];
+    let names: Vec<&str> = sets.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
+    names.join("+")
 }
 
 /// An `fd_set` with no bit set.

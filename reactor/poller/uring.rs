@@ -70,6 +70,7 @@ use std::time::Duration;
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
 use crate::error::{Error, Result};
+use crate::poller::event::{FlagNames, bits};
 use crate::poller::{Event, Events, Interest, Poller, Trigger, poll};
 use crate::sys;
 
@@ -248,7 +249,7 @@ impl UringPoller {
             slot.state = State::Armed;
             log::trace!(
                 "POLL_ADD fd={fd} {} {} key={}",
-                poll::kernel_flag_names(slot.flags as libc::c_short),
+                FlagNames(slot.flags),
                 slot.trigger,
                 slot.key
             );
@@ -351,9 +352,10 @@ impl UringPoller {
                     "POLL_ADD fd={fd} failed: {}",
                     std::io::Error::from_raw_os_error(-res)
                 );
-                Event::from_flags(slot.key, Event::ERROR | Event::READABLE)
+                Event::from_bits(slot.key, bits::ERR)
             } else {
-                flags_to_event(slot.key, res as u32)
+                // A completion's `res` is a poll(2) `revents` mask.
+                Event::from_bits(slot.key, poll::revents_to_bits(res as u16 as libc::c_short))
             };
             slot.state = match slot.trigger {
                 // Refused by the kernel (EBADF): silent from now on (gotcha b).
@@ -463,11 +465,6 @@ fn user_data(fd: RawFd, generation: u32) -> u64 {
 /// `poll(2)`, which is why this defers to the poll backend.
 fn interest_to_flags(interest: Interest) -> u32 {
     poll::interest_to_flags(interest) as u16 as u32
-}
-
-/// Decodes a completion's `res`, a `poll(2)` `revents` mask, into an [`Event`].
-fn flags_to_event(key: usize, res: u32) -> Event {
-    poll::flags_to_event(key, res as u16 as libc::c_short)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Result;
 use crate::sys;
@@ -43,8 +44,18 @@ use crate::sys;
 /// Python: `os.write(wake_w, b"x")` on a self-pipe the loop watches.
 #[derive(Clone, Debug)]
 pub struct Waker {
-    /// The eventfd, shared by every clone; closed when the last one goes.
-    fd: Arc<OwnedFd>,
+    /// Shared by every clone; the eventfd is closed when the last one goes.
+    inner: Arc<Inner>,
+}
+
+/// What the clones of one waker share.
+#[derive(Debug)]
+struct Inner {
+    /// The eventfd.
+    fd: OwnedFd,
+    /// Set after each write: tells the reactor that its event may be in
+    /// the batch, so it looks for it only then.
+    pending: AtomicBool,
 }
 
 impl Waker {
@@ -59,7 +70,12 @@ impl Waker {
         log::trace!("eventfd(0, CLOEXEC|NONBLOCK) → waker fd={fd}");
         // SAFETY: `fd` was just returned by eventfd and is owned by no one else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Waker { fd: Arc::new(fd) })
+        Ok(Waker {
+            inner: Arc::new(Inner {
+                fd,
+                pending: AtomicBool::new(false),
+            }),
+        })
     }
 
     /// Wakes the reactor: adds 1 to the eventfd counter.
@@ -82,36 +98,55 @@ impl Waker {
         // allowed, so it neither retries nor builds an error on the common
         // paths (EAGAIN: the counter is full, the loop is woken already;
         // EINTR: a lost write of a wake-up that is pending anyway).
+        // Before the write, so the reactor the write wakes sees it.
+        self.inner.pending.store(true, Ordering::Release);
         // SAFETY: __errno_location returns the calling thread's errno slot;
         // saving and restoring it keeps a signal handler from clobbering the
         // errno of the code it interrupted.
         let saved = unsafe { *libc::__errno_location() };
         // SAFETY: writes 8 bytes from a live u64 to an fd we own.
-        let ret = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        let ret = unsafe { libc::write(self.inner.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
         let result = if ret == -1 {
             // SAFETY: as above.
             match unsafe { *libc::__errno_location() } {
                 libc::EAGAIN | libc::EINTR => Ok(()),
-                _ => sys::check(-1, "write(eventfd)", Some(self.fd.as_raw_fd())).map(drop),
+                _ => sys::check(-1, "write(eventfd)", Some(self.inner.fd.as_raw_fd())).map(drop),
             }
         } else {
             Ok(())
         };
+        // And after it: should the reactor have cleared the flag between
+        // the two (handling an earlier wake), the count this write left is
+        // still flagged, and drained at the next `poll`.
+        self.inner.pending.store(true, Ordering::Release);
         // SAFETY: as above.
         unsafe { *libc::__errno_location() = saved };
         result
     }
 
+    /// Whether a wake-up happened since the last call (clearing the flag).
+    #[inline]
+    pub(crate) fn take_pending(&self) -> bool {
+        self.inner.pending.load(Ordering::Relaxed)
+            && self.inner.pending.swap(false, Ordering::Acquire)
+    }
+
     /// Resets the counter so the next `poll` blocks again; the reactor calls
-    /// this when the waker's event arrives.
+    /// this after a wake-up.
     pub(crate) fn drain(&self) {
         let mut count: u64 = 0;
         // SAFETY: reads at most 8 bytes into a live u64; the fd is non-blocking.
-        let ret = unsafe { libc::read(self.fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        let ret = unsafe {
+            libc::read(
+                self.inner.fd.as_raw_fd(),
+                (&mut count as *mut u64).cast(),
+                8,
+            )
+        };
         // EAGAIN: a concurrent drain got there first; nothing to do.
         log::trace!(
             "read(eventfd fd={}) → {}",
-            self.fd.as_raw_fd(),
+            self.inner.fd.as_raw_fd(),
             if ret == 8 {
                 format!("woken {count} time(s)")
             } else {
@@ -123,6 +158,6 @@ impl Waker {
 
 impl AsFd for Waker {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.inner.fd.as_fd()
     }
 }
