@@ -5,6 +5,8 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+pub mod peers;
+
 /// The machine facts every report prints first (docs/benchmarks.md): `nproc`, the
 /// kernel, `ulimit -n`, and the idle/mitigation settings from the kernel
 /// command line.

@@ -43,7 +43,7 @@ static struct event_base *epoll_base(void)
 struct b1 {
     struct event_base *base;
     struct event *events; /* n events, assigned in setup */
-    const int *readers, *writers;
+    const int *writers;
     size_t n, count, fired, writes;
 };
 
@@ -67,7 +67,7 @@ static void b1_cb(evutil_socket_t fd, short which, void *arg)
     }
 }
 
-struct b1 *reactor_bench_libevent_b1_new(const int *readers, const int *writers, size_t n)
+struct b1 *reactor_bench_libevent_b1_new(size_t n)
 {
     struct b1 *b = calloc(1, sizeof *b);
     if (!b)
@@ -79,16 +79,14 @@ struct b1 *reactor_bench_libevent_b1_new(const int *readers, const int *writers,
         free(b);
         return NULL;
     }
-    b->readers = readers;
-    b->writers = writers;
     b->n = n;
     return b;
 }
 
-void reactor_bench_libevent_b1_setup(struct b1 *b)
+void reactor_bench_libevent_b1_setup(struct b1 *b, const int *readers)
 {
     for (size_t i = 0; i < b->n; i++) {
-        event_assign(&b->events[i], b->base, b->readers[i], EV_READ | EV_PERSIST, b1_cb,
+        event_assign(&b->events[i], b->base, readers[i], EV_READ | EV_PERSIST, b1_cb,
                      (void *)(uintptr_t)i);
         event_add(&b->events[i], NULL);
     }
@@ -100,16 +98,14 @@ void reactor_bench_libevent_b1_teardown(struct b1 *b)
         event_del(&b->events[i]);
 }
 
-size_t reactor_bench_libevent_b1_run(struct b1 *b, size_t active, size_t writes)
+size_t reactor_bench_libevent_b1_run(struct b1 *b, const int *writers, size_t fired,
+                                     size_t writes)
 {
-    size_t space = b->n / active ? b->n / active : 1;
     current_b1 = b;
+    b->writers = writers;
     b->count = 0;
-    b->fired = 0;
+    b->fired = fired;
     b->writes = writes;
-    for (size_t i = 0; i < active && i < b->n; i++)
-        if (write(b->writers[i * space], "e", 1) == 1)
-            b->fired++;
     while (b->count < b->fired)
         event_base_loop(b->base, EVLOOP_ONCE);
     return b->count;
