@@ -18,8 +18,13 @@
 //! Variants: `poller_{select,poll,epoll}` (the backend types through the
 //! `Poller` trait), `reactor_{select,poll,epoll}` (`Reactor::with_backend`:
 //! the fd→object map, generation check and backend dispatch included),
-//! `mio_epoll` (mio 1.x, its own epoll) and `libc_epoll` (a plain
-//! level-triggered `epoll_wait` loop: the floor). select runs only for
+//! `mio_epoll` (mio 1.x, its own epoll), `polling_epoll` (the `polling`
+//! crate as its docs use it: oneshot, re-armed with `modify` after each
+//! event, so one more `epoll_ctl` per event), `libev_epoll` and
+//! `libevent_epoll` (bench.c's callbacks in C against Debian's libev 4.33
+//! and libevent 2.1.12, `benches/peers/*.c`; skipped with a note when not
+//! installed) and `libc_epoll` (a plain level-triggered `epoll_wait` loop:
+//! the floor). select runs only for
 //! N ≤ 500 pairs (its fds must stay below FD_SETSIZE = 1024); a size whose
 //! descriptors would pass `ulimit -n` is skipped with a message.
 //!
@@ -261,6 +266,66 @@ impl Loop for LibcLoop {
     }
 }
 
+/// The `polling` crate as its documentation uses it: oneshot interest,
+/// re-armed with `modify` after each event.
+struct PollingLoop {
+    poller: polling::Poller,
+    events: polling::Events,
+    readers: Vec<RawFd>,
+}
+
+impl Loop for PollingLoop {
+    fn setup(&mut self, readers: &[RawFd]) {
+        self.readers = readers.to_vec();
+        for (i, &fd) in readers.iter().enumerate() {
+            // SAFETY: the socketpairs outlive the registration (teardown
+            // deletes it before they are dropped).
+            unsafe { self.poller.add(fd, polling::Event::readable(i)) }.expect("polling add");
+        }
+    }
+    fn teardown(&mut self, readers: &[RawFd]) {
+        for &fd in readers {
+            // SAFETY: `fd` is open and registered (setup).
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            self.poller.delete(fd).expect("polling delete");
+        }
+    }
+    fn run(&mut self, chain: &mut Chain<'_>) {
+        while !chain.done() {
+            self.events.clear();
+            self.poller
+                .wait(&mut self.events, None)
+                .expect("polling wait");
+            for ev in self.events.iter() {
+                chain.on_read(ev.key);
+                // SAFETY: as in setup.
+                let fd = unsafe { BorrowedFd::borrow_raw(self.readers[ev.key]) };
+                self.poller
+                    .modify(fd, polling::Event::readable(ev.key))
+                    .expect("polling modify");
+            }
+        }
+    }
+}
+
+/// libev or libevent (`benches/peers/*.c`), bench.c's callbacks in C.
+struct CLoop(reactor_bench::peers::B1);
+
+impl Loop for CLoop {
+    fn setup(&mut self, readers: &[RawFd]) {
+        self.0.setup(readers);
+    }
+    fn teardown(&mut self, _readers: &[RawFd]) {
+        self.0.teardown();
+    }
+    fn run(&mut self, chain: &mut Chain<'_>) {
+        let count = self.0.run(chain.writers, chain.fired, chain.writes);
+        chain.count += count;
+        chain.fired = chain.count;
+        chain.writes = 0;
+    }
+}
+
 fn variants(n: usize) -> Vec<(&'static str, Box<dyn Loop>)> {
     let mut v: Vec<(&'static str, Box<dyn Loop>)> = Vec::new();
     let events = || Events::with_capacity(BATCH);
@@ -314,6 +379,26 @@ fn variants(n: usize) -> Vec<(&'static str, Box<dyn Loop>)> {
         }),
     ));
     v.push((
+        "polling_epoll",
+        Box::new(PollingLoop {
+            poller: polling::Poller::new().expect("polling"),
+            events: polling::Events::with_capacity(
+                std::num::NonZeroUsize::new(BATCH).expect("BATCH > 0"),
+            ),
+            readers: Vec::new(),
+        }),
+    ));
+    for peer in reactor_bench::peers::c_peers() {
+        let name = match peer.name {
+            "libev" => "libev_epoll",
+            _ => "libevent_epoll",
+        };
+        v.push((
+            name,
+            Box::new(CLoop(reactor_bench::peers::B1::new(peer, n))),
+        ));
+    }
+    v.push((
         "libc_epoll",
         Box::new(LibcLoop {
             ep: common::epoll_create(),
@@ -325,6 +410,9 @@ fn variants(n: usize) -> Vec<(&'static str, Box<dyn Loop>)> {
 
 fn dispatch(c: &mut Criterion) {
     eprintln!("{}", common::env_header());
+    if let Some(note) = reactor_bench::peers::skipped_note() {
+        eprintln!("{note}");
+    }
     for n in SIZES {
         if !common::fds_available(2 * n as u64 + 16, &format!("b1 at N={n}")) {
             continue;

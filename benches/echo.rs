@@ -33,13 +33,19 @@
 use reactor_bench as common;
 use servers::echo_engine;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SERVERS: [&str; 3] = ["ours", "mio", "libc"];
+/// Every server, ours first; the C peers only where this build has them.
+fn server_kinds() -> Vec<&'static str> {
+    let mut v = vec!["ours", "mio", "polling"];
+    v.extend(reactor_bench::peers::c_peers().iter().map(|p| p.name));
+    v.push("libc");
+    v
+}
 const SERVER_CPU: usize = 0;
 const CLIENT_CPU: usize = 1;
 
@@ -68,8 +74,15 @@ fn serve(kind: &str) -> ! {
             .map_err(|e| e.to_string())
         }
         "mio" => serve_mio(listener).map_err(|e| e.to_string()),
+        "polling" => serve_polling(listener).map_err(|e| e.to_string()),
         "libc" => serve_libc(listener).map_err(|e| e.to_string()),
-        other => Err(format!("unknown server {other}")),
+        other => match reactor_bench::peers::c_peer(other) {
+            Some(peer) => listener
+                .set_nonblocking(true)
+                .map_err(|e| e.to_string())
+                .and_then(|()| reactor_bench::peers::echo(peer, listener.as_raw_fd())),
+            None => Err(format!("unknown server {other}")),
+        },
     };
     match result {
         Ok(()) => std::process::exit(0),
@@ -210,6 +223,105 @@ fn flush(stream: &mut impl Write, pending: &mut Vec<u8>) -> bool {
     false
 }
 
+/// The `polling` crate, as its documentation writes a server: oneshot
+/// interest, re-armed with `modify` after every event; read until
+/// `WouldBlock`, echo, queue what `write` did not take.
+fn serve_polling(listener: TcpListener) -> std::io::Result<()> {
+    use polling::{Event, Events, Poller};
+    struct Conn {
+        stream: TcpStream,
+        pending: Vec<u8>,
+    }
+    const LISTENER: usize = usize::MAX;
+    listener.set_nonblocking(true)?;
+    let poller = Poller::new()?;
+    // SAFETY: the listener outlives the poller's use of it (both live to
+    // the end of this function, which never returns while serving).
+    unsafe { poller.add(&listener, Event::readable(LISTENER))? };
+    let mut conns: slab::Slab<Conn> = slab::Slab::new();
+    let mut events = Events::with_capacity(std::num::NonZeroUsize::new(1024).expect("1024 > 0"));
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        events.clear();
+        if let Err(e) = poller.wait(&mut events, None) {
+            if e.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for event in events.iter() {
+            if event.key == LISTENER {
+                loop {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            stream.set_nonblocking(true)?;
+                            let entry = conns.vacant_entry();
+                            // SAFETY: the stream stays in `conns` until it is
+                            // deleted from the poller.
+                            unsafe { poller.add(&stream, Event::readable(entry.key()))? };
+                            entry.insert(Conn {
+                                stream,
+                                pending: Vec::new(),
+                            });
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    }
+                }
+                poller.modify(&listener, Event::readable(LISTENER))?;
+                continue;
+            }
+            let Some(conn) = conns.get_mut(event.key) else {
+                continue;
+            };
+            let mut close = false;
+            if event.writable && !conn.pending.is_empty() {
+                close |= flush(&mut conn.stream, &mut conn.pending);
+            }
+            if event.readable {
+                while conn.pending.len() < MAX_PENDING {
+                    match conn.stream.read(&mut buf) {
+                        Ok(0) => {
+                            close = true;
+                            break;
+                        }
+                        Ok(n) if conn.pending.is_empty() => match conn.stream.write(&buf[..n]) {
+                            Ok(w) => conn.pending.extend_from_slice(&buf[w..n]),
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                                conn.pending.extend_from_slice(&buf[..n])
+                            }
+                            Err(_) => {
+                                close = true;
+                                break;
+                            }
+                        },
+                        Ok(n) => conn.pending.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(_) => {
+                            close = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            if close {
+                let conn = conns.remove(event.key);
+                let _ = poller.delete(&conn.stream);
+                continue;
+            }
+            // Oneshot: every event is followed by a re-arm.
+            let interest = if conn.pending.is_empty() {
+                Event::readable(event.key)
+            } else {
+                Event::all(event.key)
+            };
+            poller.modify(&conn.stream, interest)?;
+        }
+    }
+}
+
 /// The floor: level-triggered epoll, one read and one write per event,
 /// connections indexed by fd.
 fn serve_libc(listener: TcpListener) -> std::io::Result<()> {
@@ -345,6 +457,49 @@ impl Server {
         let (child, addr) = common::spawn_self_server(kind.as_ref())
             .unwrap_or_else(|e| die(&format!("server {kind}: {e}")));
         Server { kind, child, addr }
+    }
+
+    /// Starts the server under `valgrind --tool=callgrind` (its summary,
+    /// with the instruction count, goes to stderr).
+    fn launch_counted(kind: &'static str) -> Server {
+        let exe = std::env::current_exe().unwrap_or_else(|e| die(&e.to_string()));
+        let mut child = Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(exe)
+            .arg("--serve")
+            .arg(kind)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| die(&format!("spawn server: {e}")));
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap_or_else(|e| die(&format!("server {kind}: {e}")));
+        let addr = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| die(&format!("server {kind} said {line:?}")));
+        Server { kind, child, addr }
+    }
+
+    /// Stops a server started under callgrind; its user-space instruction
+    /// count (`I refs`).
+    fn stop_counting(mut self) -> Result<u64, String> {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let mut text = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut text);
+        }
+        let _ = self.child.wait();
+        text.lines()
+            .find_map(|l| l.split_once("refs:").map(|(_, v)| v.replace(',', "")))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("{}: no 'refs:' line from callgrind", self.kind))
     }
 
     /// utime + stime, in seconds.
@@ -622,12 +777,128 @@ fn verdict(stats: (f64, f64, f64), target: f64, at_most: bool) -> &'static str {
     }
 }
 
+/// One server under callgrind: connect, run ping-pong for `secs`, stop;
+/// its instruction count and the messages counted.
+fn counted_run(
+    kind: &'static str,
+    conns: usize,
+    size: usize,
+    secs: f64,
+) -> Result<(u64, u64), String> {
+    let server = Server::launch_counted(kind);
+    let mut load = Load::connect(server.addr, conns, size)?;
+    let res = load.round(&server, Duration::from_secs_f64(secs));
+    let ir = server.stop_counting()?;
+    drop(load);
+    match res.error {
+        Some(e) => Err(e),
+        None => Ok((ir, res.msgs)),
+    }
+}
+
+/// `--instructions`: each echo server's user-space instructions per
+/// message (callgrind), 50 × 64 B and 100 × 4 KiB. Two runs per server, a
+/// short and a long one, both including start-up and the connections'
+/// set-up; the difference of their counts over the difference of their
+/// messages is the cost per message, start-up subtracted. Deterministic per
+/// message, whatever the machine's load.
+fn instructions(out_dir: &str, short: f64, long: f64) -> i32 {
+    let header = common::env_header();
+    println!("{header}");
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        println!("valgrind not installed: instruction counts skipped");
+        return 0;
+    }
+    common::pin_to_cpu(CLIENT_CPU);
+    let names = server_kinds();
+    let mut md = format!(
+        "B2 echo server, user-space instructions per message (valgrind --tool=callgrind; \
+         runs of {short} s and {long} s, start-up subtracted):\n\n| server |"
+    );
+    let configs = [(50usize, 64usize), (100, 4096)];
+    for (conns, size) in configs {
+        md.push_str(&format!(" {conns} × {size} B |"));
+    }
+    md.push_str("\n|---|---|---|\n");
+    let mut per: Vec<(&str, Vec<Option<f64>>)> = Vec::new();
+    let mut failures = 0;
+    for &kind in &names {
+        let mut row = Vec::new();
+        for (conns, size) in configs {
+            let a = counted_run(kind, conns, size, short);
+            let b = counted_run(kind, conns, size, long);
+            match (a, b) {
+                (Ok((ir_a, m_a)), Ok((ir_b, m_b))) if m_b > m_a => {
+                    let v = (ir_b as f64 - ir_a as f64) / (m_b - m_a) as f64;
+                    eprintln!(
+                        "  {kind} {conns}×{size}: {m_a} / {m_b} msgs, {ir_a} / {ir_b} Ir → {v:.0} per message"
+                    );
+                    row.push(Some(v));
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("  {kind} {conns}×{size}: CORRECTNESS FAILURE or error: {e}");
+                    failures += 1;
+                    row.push(None);
+                }
+                _ => row.push(None),
+            }
+        }
+        md.push_str(&format!("| {kind} |"));
+        for v in &row {
+            md.push_str(&v.map_or(" – |".to_owned(), |v| format!(" {v:.0} |")));
+        }
+        md.push('\n');
+        per.push((kind, row));
+    }
+    // Verdicts: ours ≤ mio and ≤ libev, ≤ 1.2× the libc loop.
+    let get = |k: &str, i: usize| per.iter().find(|(n, _)| *n == k).and_then(|(_, r)| r[i]);
+    md.push_str("\n| target | ");
+    md.push_str(&configs.map(|(c, s)| format!("{c} × {s} B")).join(" | "));
+    md.push_str(" |\n|---|---|---|\n");
+    for (peer, limit) in [("mio", 1.0), ("libev", 1.0), ("libc", 1.2)] {
+        md.push_str(&format!("| ours ≤ {limit}× {peer} |"));
+        for i in 0..configs.len() {
+            match (get("ours", i), get(peer, i)) {
+                (Some(o), Some(p)) => {
+                    let r = o / p;
+                    md.push_str(&format!(
+                        " {r:.3} {} |",
+                        if r <= limit { "met" } else { "MISS" }
+                    ));
+                }
+                _ => md.push_str(" – |"),
+            }
+        }
+        md.push('\n');
+    }
+    let path = format!("{out_dir}/echo_instructions.md");
+    if let Err(e) = std::fs::write(&path, &md) {
+        eprintln!("{path}: {e}");
+    }
+    println!("{md}");
+    i32::from(failures > 0)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--serve") {
         serve(args.get(i + 1).map_or("", String::as_str));
     }
     let has = |f: &str| args.iter().any(|a| a == f);
+    if has("--instructions") {
+        let out_dir = args
+            .iter()
+            .position(|a| a == "--out")
+            .and_then(|i| args.get(i + 1))
+            .map_or_else(|| "target/bench-results".to_owned(), Clone::clone);
+        let _ = std::fs::create_dir_all(&out_dir);
+        let (short, long) = if has("--quick") {
+            (0.5, 1.5)
+        } else {
+            (1.5, 4.5)
+        };
+        std::process::exit(instructions(&out_dir, short, long));
+    }
     let profile = if has("--full") {
         Profile {
             name: "full",
@@ -671,7 +942,10 @@ fn main() {
         std::process::exit(0);
     }
 
-    let servers: Vec<Server> = SERVERS.iter().map(|k| Server::start(k)).collect();
+    if let Some(note) = reactor_bench::peers::skipped_note() {
+        println!("{note}");
+    }
+    let servers: Vec<Server> = server_kinds().into_iter().map(Server::start).collect();
     common::pin_to_cpu(CLIENT_CPU);
     let mut rows: Vec<Row> = Vec::new();
     let mut failures = 0;
@@ -710,7 +984,7 @@ fn main() {
                         res,
                     };
                     eprintln!(
-                        "  round {round} {:>4}: {:>9.0} msg/s  {:>6.0} ns CPU/msg  util {:.0}%",
+                        "  round {round} {:>8}: {:>9.0} msg/s  {:>6.0} ns CPU/msg  util {:.0}%",
                         row.server,
                         row.rate(),
                         row.cpu_ns(),
@@ -751,71 +1025,112 @@ fn main() {
         die(&format!("{csv_path}: {e}"));
     }
 
-    // Markdown summary.
+    // Markdown summary: every server's medians, then ours/peer per round.
+    let names = server_kinds();
+    let peers: Vec<&str> = names.iter().copied().filter(|&k| k != "ours").collect();
     let mut md = format!(
-        "{header}\n\nB2 echo, profile `{}`: {} rounds × {} s, server on cpu{SERVER_CPU}, client on cpu{CLIENT_CPU}. \
-         Ratios are the median of per-round ratios ours/peer [min–max]; a range across the target is *inconclusive*. \
-         CPU is server utime+stime per message; util is server CPU / wall time (under 90% means the server was not saturated).\n\n",
-        profile.name, profile.rounds, profile.secs
+        "{header}\n\nB2 echo, profile `{}`: {} rounds × {} s, server on cpu{SERVER_CPU}, client on cpu{CLIENT_CPU}, \
+         rounds interleaved ({}). Ratios are the median of per-round ratios ours/peer [min–max]; a range across \
+         the target is *inconclusive*. CPU is server utime+stime per message; util is server CPU / wall time \
+         (under 90% means the server was not saturated).\n\n",
+        profile.name,
+        profile.rounds,
+        profile.secs,
+        names.join(", ")
     );
-    md.push_str("| conns | size | ours msg/s | mio msg/s | libc msg/s | ours/mio (≥ 1.02) | ours/libc (≥ 0.97) | CPU ns/msg ours · mio · libc | CPU ours/libc (≤ 1.03) | util ours · mio · libc |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
-    for &size in &profile.sizes {
-        for &conns in &profile.conns {
-            let pick = |server: &str| -> Vec<&Row> {
-                rows.iter()
-                    .filter(|r| {
-                        r.conns == conns
-                            && r.size == size
-                            && r.server == server
-                            && r.res.error.is_none()
-                    })
-                    .collect()
-            };
-            let med = |server: &str, f: &dyn Fn(&Row) -> f64| -> f64 {
-                let mut v: Vec<f64> = pick(server).iter().map(|r| f(r)).collect();
-                common::median(&mut v)
-            };
-            let ratios = |peer: &str, f: &dyn Fn(&Row) -> f64| -> Option<(f64, f64, f64)> {
-                let ours = pick("ours");
-                let theirs = pick(peer);
-                let v: Vec<f64> = ours
+    let configs: Vec<(usize, usize)> = profile
+        .sizes
+        .iter()
+        .flat_map(|&size| profile.conns.iter().map(move |&conns| (conns, size)))
+        .collect();
+    let pick = |conns: usize, size: usize, server: &str| -> Vec<&Row> {
+        rows.iter()
+            .filter(|r| {
+                r.conns == conns && r.size == size && r.server == server && r.res.error.is_none()
+            })
+            .collect()
+    };
+    let med = |conns: usize, size: usize, server: &str, f: &dyn Fn(&Row) -> f64| -> f64 {
+        let mut v: Vec<f64> = pick(conns, size, server).iter().map(|r| f(r)).collect();
+        common::median(&mut v)
+    };
+    let ratios = |conns: usize, size: usize, peer: &str, f: &dyn Fn(&Row) -> f64| {
+        let ours = pick(conns, size, "ours");
+        let theirs = pick(conns, size, peer);
+        let v: Vec<f64> = ours
+            .iter()
+            .filter_map(|o| {
+                theirs
                     .iter()
-                    .filter_map(|o| {
-                        theirs
-                            .iter()
-                            .find(|t| t.round == o.round)
-                            .map(|t| f(o) / f(t))
-                    })
-                    .collect();
-                ratio_stats(v)
-            };
-            let show = |s: Option<(f64, f64, f64)>, target: f64, at_most: bool| match s {
-                Some(st) => format!(
-                    "{:.3} [{:.3}–{:.3}] {}",
-                    st.0,
-                    st.1,
-                    st.2,
-                    verdict(st, target, at_most)
-                ),
-                None => "void".to_owned(),
-            };
+                    .find(|t| t.round == o.round)
+                    .map(|t| f(o) / f(t))
+            })
+            .collect();
+        ratio_stats(v)
+    };
+    let show = |s: Option<(f64, f64, f64)>, target: f64, at_most: bool| match s {
+        Some(st) => format!(
+            "{:.3} [{:.3}–{:.3}] {}",
+            st.0,
+            st.1,
+            st.2,
+            verdict(st, target, at_most)
+        ),
+        None => "void".to_owned(),
+    };
+    let head = |first: &str, cols: &[&str]| {
+        format!(
+            "| conns | size | {first}{} |\n|---|---|---{}|\n",
+            cols.iter().map(|c| format!(" | {c}")).collect::<String>(),
+            "|---".repeat(cols.len())
+        )
+    };
+    md.push_str("Throughput, msg/s (median; server util in brackets):\n\n");
+    md.push_str(&head("ours", &peers));
+    for &(conns, size) in &configs {
+        md.push_str(&format!("| {conns} | {size} B"));
+        for name in &names {
             md.push_str(&format!(
-                "| {conns} | {size} B | {:.0} | {:.0} | {:.0} | {} | {} | {:.0} · {:.0} · {:.0} | {} | {:.0}% · {:.0}% · {:.0}% |\n",
-                med("ours", &Row::rate),
-                med("mio", &Row::rate),
-                med("libc", &Row::rate),
-                show(ratios("mio", &Row::rate), 1.02, false),
-                show(ratios("libc", &Row::rate), 0.97, false),
-                med("ours", &Row::cpu_ns),
-                med("mio", &Row::cpu_ns),
-                med("libc", &Row::cpu_ns),
-                show(ratios("libc", &Row::cpu_ns), 1.03, true),
-                med("ours", &Row::util) * 100.0,
-                med("mio", &Row::util) * 100.0,
-                med("libc", &Row::util) * 100.0,
+                " | {:.0} ({:.0}%)",
+                med(conns, size, name, &Row::rate),
+                med(conns, size, name, &Row::util) * 100.0
             ));
         }
+        md.push_str(" |\n");
+    }
+    md.push_str("\nThroughput ours/peer (target: ≥ 1.00 against every peer at every size):\n\n");
+    md.push_str(&head(&format!("vs {}", peers[0]), &peers[1..]));
+    for &(conns, size) in &configs {
+        md.push_str(&format!("| {conns} | {size} B"));
+        for peer in &peers {
+            md.push_str(&format!(
+                " | {}",
+                show(ratios(conns, size, peer, &Row::rate), 1.0, false)
+            ));
+        }
+        md.push_str(" |\n");
+    }
+    md.push_str("\nServer CPU per message, ns (median):\n\n");
+    md.push_str(&head("ours", &peers));
+    for &(conns, size) in &configs {
+        md.push_str(&format!("| {conns} | {size} B"));
+        for name in &names {
+            md.push_str(&format!(" | {:.0}", med(conns, size, name, &Row::cpu_ns)));
+        }
+        md.push_str(" |\n");
+    }
+    md.push_str("\nServer CPU per message ours/peer (target: ≤ 1.02× the libc loop, ≤ 0.98× every library):\n\n");
+    md.push_str(&head(&format!("vs {}", peers[0]), &peers[1..]));
+    for &(conns, size) in &configs {
+        md.push_str(&format!("| {conns} | {size} B"));
+        for peer in &peers {
+            let target = if *peer == "libc" { 1.02 } else { 0.98 };
+            md.push_str(&format!(
+                " | {}",
+                show(ratios(conns, size, peer, &Row::cpu_ns), target, true)
+            ));
+        }
+        md.push_str(" |\n");
     }
     let md_path = format!("{out_dir}/echo.md");
     if let Err(e) = std::fs::write(&md_path, &md) {

@@ -5,7 +5,10 @@
 //! - `b8_idle/<variant>`: ns per iteration for `poller_{select,poll,epoll}`
 //!   (the backend through the `Poller` trait), `reactor_{select,poll,epoll}`
 //!   (`Reactor::with_backend`), `reactor_epoll_1000_timers` (the same with
-//!   1000 armed timers due in an hour), `mio_epoll` (`poll(Some(0))`) and
+//!   1000 armed timers due in an hour), `mio_epoll` (`poll(Some(0))`),
+//!   `polling_epoll` (`wait(Some(0))`), `libev_epoll` (`ev_run(EVRUN_NOWAIT)`)
+//!   and `libevent_epoll` (`event_base_loop(EVLOOP_NONBLOCK)`, bench_loop.c's
+//!   turn; both C peers skipped with a note when not installed) and
 //!   `raw_epoll_wait0` (the floor).
 //! - `--count-syscalls [N]` (not criterion): runs each variant N and 10·N
 //!   iterations under `strace -f -c` and prints the system calls per
@@ -30,17 +33,34 @@ use reactor::{
     Token, Trigger,
 };
 
-const VARIANTS: [&str; 9] = [
-    "poller_select",
-    "poller_poll",
-    "poller_epoll",
-    "reactor_select",
-    "reactor_poll",
-    "reactor_epoll",
-    "reactor_epoll_1000_timers",
-    "mio_epoll",
-    "raw_epoll_wait0",
-];
+/// Every variant, ours first; the C peers only where this build has them.
+fn variants() -> Vec<&'static str> {
+    let mut v = vec![
+        "poller_select",
+        "poller_poll",
+        "poller_epoll",
+        "reactor_select",
+        "reactor_poll",
+        "reactor_epoll",
+        "reactor_epoll_1000_timers",
+        "mio_epoll",
+        "polling_epoll",
+    ];
+    for peer in reactor_bench::peers::c_peers() {
+        v.push(if peer.name == "libev" {
+            "libev_epoll"
+        } else {
+            "libevent_epoll"
+        });
+    }
+    v.push("raw_epoll_wait0");
+    v
+}
+
+/// Ours (judged against the one-system-call target) or a peer (reported).
+fn is_ours(variant: &str) -> bool {
+    variant.starts_with("poller_") || variant.starts_with("reactor_")
+}
 
 /// One idle loop, ready to turn: `step()` does one zero-timeout wait.
 struct Idle {
@@ -92,6 +112,27 @@ fn idle(variant: &str) -> Idle {
                 events.iter().count()
             })
         }
+        "polling_epoll" => {
+            let poller = polling::Poller::new().expect("polling");
+            // SAFETY: `fd` outlives the poller (both live in the Idle).
+            unsafe { poller.add(raw, polling::Event::readable(0)) }.expect("polling add");
+            let mut events =
+                polling::Events::with_capacity(std::num::NonZeroUsize::new(64).expect("64 > 0"));
+            Box::new(move || {
+                events.clear();
+                poller.wait(&mut events, zero).expect("polling wait")
+            })
+        }
+        "libev_epoll" | "libevent_epoll" => {
+            let name = variant.trim_end_matches("_epoll");
+            let peer =
+                reactor_bench::peers::c_peer(name).expect("variants() lists built peers only");
+            let mut b8 = reactor_bench::peers::B8::new(peer, raw, 0);
+            Box::new(move || {
+                b8.iter(1);
+                0
+            })
+        }
         "raw_epoll_wait0" => {
             let ep = common::epoll_create();
             common::epoll_ctl(&ep, libc::EPOLL_CTL_ADD, raw, libc::EPOLLIN as u32, 0);
@@ -110,7 +151,7 @@ fn idle(variant: &str) -> Idle {
 fn bench(c: &mut Criterion) {
     eprintln!("{}", common::env_header());
     let mut g = c.benchmark_group("b8_idle");
-    for variant in VARIANTS {
+    for variant in variants() {
         let mut lp = idle(variant);
         g.bench_function(variant, |b| b.iter(|| black_box((lp.step)())));
     }
@@ -189,14 +230,14 @@ fn count_syscalls(n: u64) -> i32 {
     println!("| variant | syscalls / iteration | target 1 |");
     println!("|---|---|---|");
     let mut failed = false;
-    for variant in VARIANTS {
+    for variant in variants() {
         match (strace_total(variant, n), strace_total(variant, 10 * n)) {
             (Ok(a), Ok(b)) => {
                 let per = (b as f64 - a as f64) / (9 * n) as f64;
                 // Allow 0.1% of noise (a stray signal, a page fault's madvise).
                 let met = (per - 1.0).abs() < 0.001;
                 // Peers are reported, not judged.
-                let ours = !variant.starts_with("mio") && !variant.starts_with("raw");
+                let ours = is_ours(variant);
                 failed |= ours && !met;
                 println!(
                     "| {variant} | {per:.4} | {} |",
@@ -247,7 +288,7 @@ fn instructions() {
     println!("# B8 user-space instructions per idle-loop iteration (valgrind --tool=callgrind)");
     println!("| variant | instructions / iteration |");
     println!("|---|---|");
-    for variant in VARIANTS {
+    for variant in variants() {
         match (callgrind_ir(variant, 1000), callgrind_ir(variant, 11000)) {
             (Ok(a), Ok(b)) => println!("| {variant} | {:.0} |", (b as f64 - a as f64) / 10_000.0),
             (Err(e), _) | (_, Err(e)) => println!("| {variant} | error: {e} |"),

@@ -361,7 +361,7 @@ fn b0(r: &Results, md: &mut String, docs: &Path) {
     md.push_str("\n![wait cost vs idle fds](bench/wait_per_fd.svg)\n\n");
 }
 
-const B1_VARIANTS: [&str; 8] = [
+const B1_VARIANTS: [&str; 11] = [
     "poller_select",
     "reactor_select",
     "poller_poll",
@@ -369,6 +369,9 @@ const B1_VARIANTS: [&str; 8] = [
     "poller_epoll",
     "reactor_epoll",
     "mio_epoll",
+    "polling_epoll",
+    "libev_epoll",
+    "libevent_epoll",
     "libc_epoll",
 ];
 
@@ -399,20 +402,22 @@ fn b1(r: &Results, md: &mut String, docs: &Path, results: &Path) {
         }
         md.push('\n');
     }
-    md.push_str("\nRatios against the peers (targets: ≤ 0.98× mio, ≤ 1.03× the libc loop; one criterion run, so each is a single median with ±several % noise on this shared machine):\n\n| N | poller_epoll/mio | reactor_epoll/mio | poller_epoll/libc | reactor_epoll/libc |\n|---|---|---|---|---|\n");
+    md.push_str("\nRatios ours/peer, run time per event (targets: ≤ 1.00× mio, libev and libevent; one criterion median each, not interleaved rounds, so ±several % is noise here — the instruction counts below decide):\n\n| N | peer | poller_epoll/peer | reactor_epoll/peer |\n|---|---|---|---|\n");
     for n in sizes {
-        let mio = cell(run, "mio_epoll", n);
-        let libc = cell(run, "libc_epoll", n);
-        let pe = cell(run, "poller_epoll", n);
-        let re = cell(run, "reactor_epoll", n);
-        let _ = writeln!(
-            md,
-            "| {n} | {} | {} | {} | {} |",
-            mark(pe / mio, 0.98, true),
-            mark(re / mio, 0.98, true),
-            mark(pe / libc, 1.03, true),
-            mark(re / libc, 1.03, true)
-        );
+        for peer in ["mio_epoll", "libev_epoll", "libevent_epoll"] {
+            let theirs = cell(run, peer, n);
+            if theirs.is_nan() {
+                continue;
+            }
+            let pe = cell(run, "poller_epoll", n);
+            let re = cell(run, "reactor_epoll", n);
+            let _ = writeln!(
+                md,
+                "| {n} | {peer} | {} | {} |",
+                mark(pe / theirs, 1.0, true),
+                mark(re / theirs, 1.0, true)
+            );
+        }
     }
     let series: Series = B1_VARIANTS
         .iter()
@@ -506,6 +511,7 @@ fn others(r: &Results, md: &mut String) {
         "b1_run",
         "b1_setup",
         "b8_idle",
+        "B5 timers",
     ];
     for (group, funcs) in r {
         if known.contains(&group.as_str()) {
@@ -596,9 +602,11 @@ fn b2(md: &mut String, docs: &Path, results: &Path) {
         .map(|(size, conns)| format!("{conns}×{size}B"))
         .collect();
     let per: Vec<_> = data.values().collect();
-    let (rate, cpu) = medians(per.len(), &["ours", "mio", "libc"], |i, server| {
-        per[i].get(server)
-    });
+    let (rate, cpu) = medians(
+        per.len(),
+        &["ours", "mio", "polling", "libev", "libevent", "libc"],
+        |i, server| per[i].get(server),
+    );
     bar_plot(
         &docs.join("bench/echo_throughput.svg"),
         "B2 echo: throughput (median of rounds)",
@@ -614,6 +622,74 @@ fn b2(md: &mut String, docs: &Path, results: &Path) {
         &cpu,
     );
     md.push_str("![echo throughput](bench/echo_throughput.svg)\n\n![echo CPU per message](bench/echo_cpu.svg)\n\n");
+    include_table(
+        md,
+        results,
+        "echo_instructions.md",
+        "Echo server, user-space instructions per message (`cargo bench -p reactor-bench --bench echo -- --instructions`, callgrind, start-up subtracted; deterministic):",
+    );
+}
+
+/// B5 with the C peers: ours / libev and ours / libevent per operation.
+fn b5(r: &Results, md: &mut String) {
+    let Some(g) = r.get("B5 timers") else {
+        return;
+    };
+    md.push_str("### B5 timers (`cargo bench -p reactor-bench --bench timers`)\n\n");
+    md.push_str("Per timer (criterion median). Target: ours ≤ 0.5× libev's `ev_timer` and ≤ 0.5× libevent's `evtimer` for insert, cancel and expire:\n\n| op | n | ours | libev | libevent | ours/libev | ours/libevent |\n|---|---|---|---|---|---|---|\n");
+    let per = |func: &str, n: &str| {
+        g.get(func)
+            .and_then(|m| m.get(n))
+            .map_or(f64::NAN, Bench::per)
+    };
+    for op in ["insert", "cancel", "expire"] {
+        for n in ["10000", "1000000"] {
+            let ours = per(op, n);
+            let ev = per(&format!("libev {op}"), n);
+            let event = per(&format!("libevent {op}"), n);
+            let _ = writeln!(
+                md,
+                "| {op} | {n} | {} | {} | {} | {} | {} |",
+                fmt_ns(ours),
+                fmt_ns(ev),
+                fmt_ns(event),
+                if ev.is_nan() {
+                    "–".to_owned()
+                } else {
+                    mark(ours / ev, 0.5, true)
+                },
+                if event.is_nan() {
+                    "–".to_owned()
+                } else {
+                    mark(ours / event, 0.5, true)
+                },
+            );
+        }
+    }
+    for op in ["reset", "heap push", "heap pop"] {
+        for n in ["10000", "1000000"] {
+            let _ = writeln!(
+                md,
+                "| {op} | {n} | {} | – | – | – | – |",
+                fmt_ns(per(op, n))
+            );
+        }
+    }
+    md.push('\n');
+}
+
+/// Memory per registration (`cargo bench -p reactor-bench --bench memory`).
+fn memory(md: &mut String, results: &Path) {
+    if let Ok(text) = std::fs::read_to_string(results.join("memory.md")) {
+        md.push_str(
+            "### Memory per registration (`cargo bench -p reactor-bench --bench memory`)\n\n",
+        );
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            md.push_str(line);
+            md.push('\n');
+        }
+        md.push('\n');
+    }
 }
 
 /// HTTP against nginx: `benches/http.rs`'s table, and a throughput and a
@@ -675,14 +751,20 @@ fn main() {
         println!("report: pass --report to regenerate docs/benchmarks.md (benches/run.sh does)");
         return;
     }
-    // The workspace root (this package lives in benches/): where run.sh
-    // writes target/bench-results and where docs/ is.
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let results = root.join("target/bench-results");
+    // The package lives in benches/; the docs are the repository's. Results
+    // and criterion's output are in the target directory (criterion too
+    // honours CARGO_TARGET_DIR).
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .parent()
+        .map_or(manifest.clone(), Path::to_path_buf);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let results = target.join("bench-results");
     let docs = root.join("docs");
     let _ = std::fs::create_dir_all(docs.join("bench"));
     let mut r = Results::new();
-    collect(&root.join("target/criterion"), &mut r);
+    collect(&target.join("criterion"), &mut r);
 
     let mut md = String::new();
     if let Ok(meta) = std::fs::read_to_string(results.join("run.txt")) {
@@ -701,6 +783,8 @@ fn main() {
         "proxy.md",
         "### Proxy throughput (`cargo bench --bench proxy`): `examples/proxy` against `mio_proxy`",
     );
+    b5(&r, &mut md);
+    memory(&mut md, &results);
     others(&r, &mut md);
 
     let doc_path = docs.join("benchmarks.md");

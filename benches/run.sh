@@ -3,13 +3,18 @@
 #
 #   benches/run.sh --quick   # a few minutes: short criterion runs, 3 echo rounds × 1 s
 #   benches/run.sh --full    # the report: default criterion times, 7 echo rounds × 4 s
-#   benches/run.sh --smoke   # CI: compiles everything, runs each bench for a moment,
-#                            # asserts correctness only (echo bytes, 1 syscall/idle loop)
+#   benches/run.sh --smoke   # CI: compiles everything (every peer), runs each bench for a
+#                            # moment, asserts correctness only (every echoed byte, every
+#                            # B1 event, every B5 timer fired, 1 syscall per idle loop)
 #
 # Steps: B0 calibration, B1 dispatch, B8 idle loop (+ syscall count under
-# strace), B5 timers (if benches/timers.rs exists), B2 echo, HTTP against
-# nginx, echo on epoll vs io_uring (uring_oneshot), then the report
+# strace, + instructions under callgrind), B5 timers, memory per
+# registration, B2 echo (+ instructions per message under callgrind), HTTP
+# against nginx, echo on epoll vs io_uring (uring_oneshot), then the report
 # (tables + SVG plots into docs/benchmarks.md and docs/bench/).
+# Peers: mio, polling, libev and libevent (C, benches/peers/, built when
+# libev-dev / libevent-dev are installed; skipped with a note otherwise),
+# the plain libc loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +26,11 @@ case "$profile" in
   *) echo "usage: $0 [--quick|--full|--smoke]" >&2; exit 2 ;;
 esac
 
-# Absolute: cargo runs each bench binary in its package folder (benches/).
-out=$PWD/target/bench-results
+# Everything lands in the target directory; criterion honours
+# CARGO_TARGET_DIR too, and the report reads both from there.
+target=${CARGO_TARGET_DIR:-$PWD/target}
+export CARGO_TARGET_DIR="$target"
+out=$target/bench-results
 mkdir -p "$out"
 # strace counts the idle loop's system calls; install it if we may.
 if ! command -v strace >/dev/null 2>&1; then
@@ -30,7 +38,7 @@ if ! command -v strace >/dev/null 2>&1; then
 fi
 
 cargo bench -p reactor-bench --no-run
-rm -rf target/criterion
+rm -rf "$target/criterion"
 
 {
   echo "profile: ${profile#--}   date: $(date -u '+%Y-%m-%d %H:%M UTC')   commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
@@ -44,12 +52,8 @@ cargo bench -p reactor-bench --bench calibration -- "${crit[@]}"
 cargo bench -p reactor-bench --bench dispatch -- "${crit[@]}" "${b1_filter[@]}"
 cargo bench -p reactor-bench --bench idle_loop -- "${crit[@]}"
 cargo bench -p reactor-bench --bench idle_loop -- --count-syscalls 2000 | tee "$out/idle_syscalls.md"
-# User-space instructions (callgrind): deterministic, whatever the load.
-cargo bench -p reactor-bench --bench idle_loop -- --instructions | tee "$out/idle_instructions.md"
-cargo bench -p reactor-bench --bench dispatch -- --instructions | tee "$out/dispatch_instructions.md"
-if [ -f benches/timers.rs ]; then
-  cargo bench -p reactor-bench --bench timers -- "${crit[@]}"
-fi
+cargo bench -p reactor-bench --bench timers -- "${crit[@]}"
+cargo bench -p reactor-bench --bench memory | tee "$out/memory.md"
 cargo bench -p reactor-bench --bench echo -- "${echo_args[@]}" --out "$out"
 # HTTP: http_server's engine against nginx under wrk (skips what is not installed).
 cargo bench -p reactor-bench --bench http -- "${echo_args[@]}" --out "$out"
@@ -58,6 +62,13 @@ cargo build --profile bench --example proxy
 cargo bench -p reactor-bench --bench proxy -- "${echo_args[@]}" --out "$out"
 # Echo on epoll and io_uring, oneshot and level (docs/uring.md).
 cargo bench -p reactor-bench --bench uring_oneshot -- "${uring_args[@]}" | tee "$out/uring_oneshot.md"
+# User-space instructions (callgrind): deterministic, whatever the load.
+# Not in the smoke profile (minutes under valgrind; no correctness to add).
+if [ "$profile" != "--smoke" ]; then
+  cargo bench -p reactor-bench --bench idle_loop -- --instructions | tee "$out/idle_instructions.md"
+  cargo bench -p reactor-bench --bench dispatch -- --instructions | tee "$out/dispatch_instructions.md"
+  cargo bench -p reactor-bench --bench echo -- --instructions "${echo_args[@]}" --out "$out"
+fi
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/run.txt"
 if [ "$profile" != "--smoke" ]; then

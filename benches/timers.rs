@@ -10,6 +10,11 @@
 //! - `expire`: `n` timers all due, fired by one `expire` call;
 //! - `reset`: each of `n` pending timers re-armed 10× to a new random
 //!   deadline 10–60 s ahead (libev's `ev_timer_again` pattern), per reset;
+//! - `libev insert|cancel|expire`, `libevent insert|cancel|expire`: the
+//!   same on libev 4.33's `ev_timer` (`ev_timer_start` / `ev_timer_stop`, a
+//!   4-ary heap) and libevent 2.1.12's `evtimer_add` / `evtimer_del` (a
+//!   min-heap), built from `benches/peers/*.c`; expire fires n due timers
+//!   in one loop pass (`ev_run(EVRUN_NOWAIT)`, `event_base_loop(NONBLOCK)`);
 //! - `heap push` / `heap pop`: a `std::collections::BinaryHeap` of
 //!   (deadline, seq) as the floor: push `n`, pop `n`.
 //!
@@ -151,6 +156,8 @@ fn b5_timers(c: &mut Criterion) {
         });
 
         group.throughput(Throughput::Elements(n as u64));
+        c_peers(&mut group, n);
+
         group.bench_function(BenchmarkId::new("heap push", n), |b| {
             let keys = offsets(n, 5);
             let mut heap = BinaryHeap::with_capacity(n);
@@ -190,6 +197,50 @@ fn b5_timers(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// libev's `ev_timer` and libevent's `evtimer` (`benches/peers/*.c`): the
+/// same three operations on `n` timers with random timeouts 10–60 s (insert,
+/// cancel) or due at once (expire: one loop pass fires them all), each timed
+/// inside C around exactly the operation. Skipped when not installed.
+fn c_peers(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, n: usize) {
+    for peer in reactor_bench::peers::c_peers() {
+        let after = || -> Vec<f64> { offsets(n, 7).iter().map(|&ns| ns as f64 / 1e9).collect() };
+        let mut timers = reactor_bench::peers::B5::new(peer, after());
+        // Warm: the peer's heap has held n timers once (steady state, as ours).
+        timers.insert();
+        timers.cancel();
+        group.bench_function(BenchmarkId::new(format!("{} insert", peer.name), n), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += Duration::from_nanos(timers.insert());
+                    timers.cancel();
+                }
+                total
+            });
+        });
+        group.bench_function(BenchmarkId::new(format!("{} cancel", peer.name), n), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    timers.insert();
+                    total += Duration::from_nanos(timers.cancel());
+                }
+                total
+            });
+        });
+        group.bench_function(BenchmarkId::new(format!("{} expire", peer.name), n), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let ns = timers.expire().expect("every due timer fires in one pass");
+                    total += Duration::from_nanos(ns);
+                }
+                total
+            });
+        });
+    }
 }
 
 criterion_group!(benches, b5_timers);
