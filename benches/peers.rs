@@ -100,13 +100,14 @@ c_peer!(have_libevent, libevent, "libevent", event_size);
 
 /// The C peers this build has.
 pub fn c_peers() -> Vec<&'static CPeer> {
-    #[allow(unused_mut)]
-    let mut peers: Vec<&'static CPeer> = Vec::new();
-    #[cfg(have_libev)]
-    peers.push(&libev::PEER);
-    #[cfg(have_libevent)]
-    peers.push(&libevent::PEER);
-    peers
+    [
+        #[cfg(have_libev)]
+        &libev::PEER,
+        #[cfg(have_libevent)]
+        &libevent::PEER,
+    ]
+    .into_iter()
+    .collect()
 }
 
 /// The C peer called `name`, if this build has it.
