@@ -22,7 +22,8 @@
 //! utilisation.
 //!
 //! Profiles: `--quick` (3 rounds × 1 s, the default), `--full` (7 rounds ×
-//! 3 s after a 1 s warm-up), `--smoke` (1 round × 0.2 s at 1 and 10
+//! 3 s after a 1 s warm-up), `--reduced` (5 rounds × 2 s: the fewest rounds
+//! a verdict accepts, for a machine without a quiet half hour), `--smoke` (1 round × 0.2 s at 1 and 10
 //! connections: CI). Output: a CSV of every round and a markdown table in
 //! `target/bench-results/` (`--out DIR` to change). Exits 1 only when a
 //! byte was wrong or lost (that round's ratio is void); target misses are
@@ -232,7 +233,8 @@ fn serve_polling(listener: TcpListener) -> std::io::Result<()> {
         stream: TcpStream,
         pending: Vec<u8>,
     }
-    const LISTENER: usize = usize::MAX;
+    // polling keeps usize::MAX for its own notifier.
+    const LISTENER: usize = usize::MAX - 1;
     listener.set_nonblocking(true)?;
     let poller = Poller::new()?;
     // SAFETY: the listener outlives the poller's use of it (both live to
@@ -907,6 +909,15 @@ fn main() {
             rounds: 7,
             secs: 3.0,
             warmup: 1.0,
+        }
+    } else if has("--reduced") {
+        Profile {
+            name: "reduced",
+            conns: vec![1, 10, 100, 1000],
+            sizes: vec![64, 4096],
+            rounds: 5,
+            secs: 2.0,
+            warmup: 0.5,
         }
     } else if has("--smoke") {
         Profile {

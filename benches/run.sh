@@ -2,7 +2,8 @@
 # Regenerates every benchmark figure and plot in docs/benchmarks.md.
 #
 #   benches/run.sh --quick   # a few minutes: short criterion runs, 3 echo rounds × 1 s
-#   benches/run.sh --full    # the report: default criterion times, 7 echo rounds × 4 s
+#   benches/run.sh --full    # the report: default criterion times, 7 echo rounds × 3 s
+#   benches/run.sh --reduced # the report, shorter: quick criterion times, 5 echo rounds × 2 s
 #   benches/run.sh --smoke   # CI: compiles everything (every peer), runs each bench for a
 #                            # moment, asserts correctness only (every echoed byte, every
 #                            # B1 event, every B5 timer fired, 1 syscall per idle loop)
@@ -23,7 +24,8 @@ case "$profile" in
   --quick) crit=(--warm-up-time 0.5 --measurement-time 1.5); echo_args=(--quick); b1_filter=(); uring_args=(--rounds 3 --secs 1) ;;
   --full)  crit=(--warm-up-time 1 --measurement-time 3);     echo_args=(--full); b1_filter=(); uring_args=(--rounds 7 --secs 2) ;;
   --smoke) crit=(--warm-up-time 0.05 --measurement-time 0.1 --sample-size 10 --noplot); echo_args=(--smoke); b1_filter=('/(100|1000)$'); uring_args=(--smoke) ;;
-  *) echo "usage: $0 [--quick|--full|--smoke]" >&2; exit 2 ;;
+  --reduced) crit=(--warm-up-time 0.5 --measurement-time 1.5); echo_args=(--reduced); b1_filter=(); uring_args=(--rounds 5 --secs 2) ;;
+  *) echo "usage: $0 [--quick|--reduced|--full|--smoke]" >&2; exit 2 ;;
 esac
 
 # Everything lands in the target directory; criterion honours

@@ -57,7 +57,7 @@ pub mod uring;
 
 pub use backend::{AnyPoller, Backend};
 pub use epoll::EpollPoller;
-pub use event::{Event, Events};
+pub use event::{Event, Events, Iter};
 pub use interest::{Interest, Trigger};
 pub use poll::PollPoller;
 pub use select::SelectPoller;

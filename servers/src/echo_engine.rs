@@ -109,8 +109,10 @@ pub fn serve(
                 // Stale: closed earlier in this batch.
                 None => {}
                 Some(Source::Conn(conn)) => {
-                    let readable = event.is_readable() || event.is_error() || event.is_hangup();
-                    match serve_conn(conn, &mut buf, readable, event.is_writable()) {
+                    // Hang-up and error answer `is_readable` too: the read
+                    // that follows reports them.
+                    let (readable, writable) = (event.is_readable(), event.is_writable());
+                    match serve_conn(conn, &mut buf, readable, writable) {
                         Some(interest) if interest == conn.watching => {}
                         Some(interest) => {
                             conn.watching = interest;
