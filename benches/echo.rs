@@ -158,36 +158,7 @@ fn serve_mio(listener: TcpListener) -> std::io::Result<()> {
             }
             if event.is_readable() || event.is_read_closed() || event.is_error() {
                 // Drain until WouldBlock (edge-triggered).
-                while conn.pending.len() < MAX_PENDING {
-                    match conn.stream.read(&mut buf) {
-                        Ok(0) => {
-                            close = true;
-                            break;
-                        }
-                        Ok(n) => {
-                            if conn.pending.is_empty() {
-                                match conn.stream.write(&buf[..n]) {
-                                    Ok(w) => conn.pending.extend_from_slice(&buf[w..n]),
-                                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                                        conn.pending.extend_from_slice(&buf[..n])
-                                    }
-                                    Err(_) => {
-                                        close = true;
-                                        break;
-                                    }
-                                }
-                            } else {
-                                conn.pending.extend_from_slice(&buf[..n]);
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                        Err(_) => {
-                            close = true;
-                            break;
-                        }
-                    }
-                }
+                close |= read_and_echo(&mut conn.stream, &mut buf, &mut conn.pending);
             }
             if close {
                 let mut conn = conns.remove(key);
@@ -207,6 +178,27 @@ fn serve_mio(listener: TcpListener) -> std::io::Result<()> {
             }
         }
     }
+}
+
+/// Reads until `WouldBlock` (or `MAX_PENDING` queued), echoing each read
+/// at once while nothing is queued and queueing the rest: the idiomatic
+/// loop of the mio and polling servers. True when the connection is done.
+fn read_and_echo(stream: &mut (impl Read + Write), buf: &mut [u8], pending: &mut Vec<u8>) -> bool {
+    while pending.len() < MAX_PENDING {
+        match stream.read(buf) {
+            Ok(0) => return true,
+            Ok(n) if pending.is_empty() => match stream.write(&buf[..n]) {
+                Ok(w) => pending.extend_from_slice(&buf[w..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => pending.extend_from_slice(&buf[..n]),
+                Err(_) => return true,
+            },
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+    false
 }
 
 /// Writes what it can of `pending`; true when the connection failed.
@@ -282,31 +274,7 @@ fn serve_polling(listener: TcpListener) -> std::io::Result<()> {
                 close |= flush(&mut conn.stream, &mut conn.pending);
             }
             if event.readable {
-                while conn.pending.len() < MAX_PENDING {
-                    match conn.stream.read(&mut buf) {
-                        Ok(0) => {
-                            close = true;
-                            break;
-                        }
-                        Ok(n) if conn.pending.is_empty() => match conn.stream.write(&buf[..n]) {
-                            Ok(w) => conn.pending.extend_from_slice(&buf[w..n]),
-                            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                                conn.pending.extend_from_slice(&buf[..n])
-                            }
-                            Err(_) => {
-                                close = true;
-                                break;
-                            }
-                        },
-                        Ok(n) => conn.pending.extend_from_slice(&buf[..n]),
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                        Err(_) => {
-                            close = true;
-                            break;
-                        }
-                    }
-                }
+                close |= read_and_echo(&mut conn.stream, &mut buf, &mut conn.pending);
             }
             if close {
                 let conn = conns.remove(event.key);

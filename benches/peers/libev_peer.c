@@ -6,6 +6,7 @@
  * taken by the caller except where a function returns nanoseconds. */
 #define _GNU_SOURCE
 #include <ev.h>
+#include "echo.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,8 +105,7 @@ void reactor_bench_libev_b1_free(struct b1 *b)
 
 struct conn {
     ev_io io;
-    char *pending;
-    size_t len, cap;
+    struct pending out;
 };
 
 static char echo_buf[64 * 1024];
@@ -114,63 +114,27 @@ static void conn_close(struct ev_loop *loop, struct conn *c)
 {
     ev_io_stop(loop, &c->io);
     close(c->io.fd);
-    free(c->pending);
+    free(c->out.buf);
     free(c);
+}
+
+/* Watches for `what` alone (read, or write while output is queued). */
+static void conn_watch(struct ev_loop *loop, ev_io *w, int what)
+{
+    ev_io_stop(loop, w);
+    ev_io_set(w, w->fd, what);
+    ev_io_start(loop, w);
 }
 
 static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct conn *c = (struct conn *)w;
-    if (revents & EV_WRITE) {
-        while (c->len > 0) {
-            ssize_t k = write(w->fd, c->pending, c->len);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k < 0 && errno == EAGAIN)
-                return;
-            if (k <= 0) {
-                conn_close(loop, c);
-                return;
-            }
-            memmove(c->pending, c->pending + k, c->len - (size_t)k);
-            c->len -= (size_t)k;
-        }
-        ev_io_stop(loop, w);
-        ev_io_set(w, w->fd, EV_READ);
-        ev_io_start(loop, w);
-        return;
-    }
-    ssize_t n = read(w->fd, echo_buf, sizeof echo_buf);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
+    int r = revents & EV_WRITE ? pending_flush(w->fd, &c->out)
+                               : echo_once(w->fd, echo_buf, sizeof echo_buf, &c->out);
+    if (r < 0)
         conn_close(loop, c);
-        return;
-    }
-    ssize_t k = write(w->fd, echo_buf, (size_t)n);
-    if (k < 0 && (errno == EAGAIN || errno == EINTR))
-        k = 0;
-    if (k < 0) {
-        conn_close(loop, c);
-        return;
-    }
-    if (k < n) {
-        size_t rest = (size_t)(n - k);
-        if (c->cap < rest) {
-            char *p = realloc(c->pending, rest);
-            if (!p) {
-                conn_close(loop, c);
-                return;
-            }
-            c->pending = p;
-            c->cap = rest;
-        }
-        memcpy(c->pending, echo_buf + k, rest);
-        c->len = rest;
-        ev_io_stop(loop, w);
-        ev_io_set(w, w->fd, EV_WRITE);
-        ev_io_start(loop, w);
-    }
+    else if (r > 0)
+        conn_watch(loop, w, revents & EV_WRITE ? EV_READ : EV_WRITE);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include "echo.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,9 +123,7 @@ void reactor_bench_libevent_b1_free(struct b1 *b)
 
 struct conn {
     struct event *ev;
-    char *pending;
-    size_t len, cap;
-    int writing;
+    struct pending out;
 };
 
 static char echo_buf[64 * 1024];
@@ -134,10 +133,11 @@ static void conn_close(struct conn *c)
     evutil_socket_t fd = event_get_fd(c->ev);
     event_free(c->ev);
     close(fd);
-    free(c->pending);
+    free(c->out.buf);
     free(c);
 }
 
+/* Watches for `what` alone (read, or write while output is queued). */
 static void conn_watch(struct conn *c, short what)
 {
     struct event_base *base = event_get_base(c->ev);
@@ -151,52 +151,12 @@ static void conn_watch(struct conn *c, short what)
 static void conn_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    if (what & EV_WRITE) {
-        while (c->len > 0) {
-            ssize_t k = write(fd, c->pending, c->len);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k < 0 && errno == EAGAIN)
-                return;
-            if (k <= 0) {
-                conn_close(c);
-                return;
-            }
-            memmove(c->pending, c->pending + k, c->len - (size_t)k);
-            c->len -= (size_t)k;
-        }
-        conn_watch(c, EV_READ);
-        return;
-    }
-    ssize_t n = read(fd, echo_buf, sizeof echo_buf);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
+    int r = what & EV_WRITE ? pending_flush(fd, &c->out)
+                            : echo_once(fd, echo_buf, sizeof echo_buf, &c->out);
+    if (r < 0)
         conn_close(c);
-        return;
-    }
-    ssize_t k = write(fd, echo_buf, (size_t)n);
-    if (k < 0 && (errno == EAGAIN || errno == EINTR))
-        k = 0;
-    if (k < 0) {
-        conn_close(c);
-        return;
-    }
-    if (k < n) {
-        size_t rest = (size_t)(n - k);
-        if (c->cap < rest) {
-            char *p = realloc(c->pending, rest);
-            if (!p) {
-                conn_close(c);
-                return;
-            }
-            c->pending = p;
-            c->cap = rest;
-        }
-        memcpy(c->pending, echo_buf + k, rest);
-        c->len = rest;
-        conn_watch(c, EV_WRITE);
-    }
+    else if (r > 0)
+        conn_watch(c, what & EV_WRITE ? EV_READ : EV_WRITE);
 }
 
 static void accept_cb(evutil_socket_t listener, short what, void *arg)
