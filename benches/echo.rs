@@ -1064,6 +1064,8 @@ fn main() {
             "|---".repeat(cols.len())
         )
     };
+    let vs: Vec<String> = peers.iter().map(|p| format!("vs {p}")).collect();
+    let vs: Vec<&str> = vs.iter().map(String::as_str).collect();
     md.push_str("Throughput, msg/s (median; server util in brackets):\n\n");
     md.push_str(&head("ours", &peers));
     for &(conns, size) in &configs {
@@ -1078,7 +1080,7 @@ fn main() {
         md.push_str(" |\n");
     }
     md.push_str("\nThroughput ours/peer (target: ≥ 1.00 against every peer at every size):\n\n");
-    md.push_str(&head(&format!("vs {}", peers[0]), &peers[1..]));
+    md.push_str(&head(vs[0], &vs[1..]));
     for &(conns, size) in &configs {
         md.push_str(&format!("| {conns} | {size} B"));
         for peer in &peers {
@@ -1099,7 +1101,7 @@ fn main() {
         md.push_str(" |\n");
     }
     md.push_str("\nServer CPU per message ours/peer (target: ≤ 1.02× the libc loop, ≤ 0.98× every library):\n\n");
-    md.push_str(&head(&format!("vs {}", peers[0]), &peers[1..]));
+    md.push_str(&head(vs[0], &vs[1..]));
     for &(conns, size) in &configs {
         md.push_str(&format!("| {conns} | {size} B"));
         for peer in &peers {
