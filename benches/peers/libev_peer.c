@@ -6,6 +6,7 @@
  * taken by the caller except where a function returns nanoseconds. */
 #define _GNU_SOURCE
 #include <ev.h>
+#include "chain.h"
 #include "echo.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -26,25 +27,14 @@ static long long now_ns(void)
 struct b1 {
     struct ev_loop *loop;
     ev_io *watchers;
-    const int *writers;
-    size_t n, count, fired, writes;
+    struct chain chain;
 };
 
 static void b1_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct b1 *b = ev_userdata(loop);
-    size_t idx = (size_t)(w - b->watchers);
-    char ch;
     (void)revents;
-    if (read(w->fd, &ch, 1) == 1)
-        b->count++;
-    if (b->writes > 0) {
-        size_t next = idx + 1 == b->n ? 0 : idx + 1;
-        if (write(b->writers[next], "e", 1) == 1) {
-            b->writes--;
-            b->fired++;
-        }
-    }
+    chain_read(&b->chain, w->fd, (size_t)(w - b->watchers));
 }
 
 struct b1 *reactor_bench_libev_b1_new(size_t n)
@@ -59,7 +49,7 @@ struct b1 *reactor_bench_libev_b1_new(size_t n)
         free(b);
         return NULL;
     }
-    b->n = n;
+    b->chain.n = n;
     ev_set_userdata(b->loop, b);
     return b;
 }
@@ -67,7 +57,7 @@ struct b1 *reactor_bench_libev_b1_new(size_t n)
 /* Watches the n read ends (what bench.c's event_add loop does). */
 void reactor_bench_libev_b1_setup(struct b1 *b, const int *readers)
 {
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = 0; i < b->chain.n; i++) {
         ev_io_init(&b->watchers[i], b1_read_cb, readers[i], EV_READ);
         ev_io_start(b->loop, &b->watchers[i]);
     }
@@ -75,7 +65,7 @@ void reactor_bench_libev_b1_setup(struct b1 *b, const int *readers)
 
 void reactor_bench_libev_b1_teardown(struct b1 *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->chain.n; i++)
         ev_io_stop(b->loop, &b->watchers[i]);
     /* libev applies fd changes lazily: let them reach the kernel now. */
     ev_run(b->loop, EVRUN_NOWAIT);
@@ -85,13 +75,10 @@ void reactor_bench_libev_b1_teardown(struct b1 *b)
  * to write) until every byte is read; returns the bytes read. */
 size_t reactor_bench_libev_b1_run(struct b1 *b, const int *writers, size_t fired, size_t writes)
 {
-    b->writers = writers;
-    b->count = 0;
-    b->fired = fired;
-    b->writes = writes;
-    while (b->count < b->fired)
+    chain_start(&b->chain, writers, fired, writes);
+    while (b->chain.count < b->chain.fired)
         ev_run(b->loop, EVRUN_ONCE);
-    return b->count;
+    return b->chain.count;
 }
 
 void reactor_bench_libev_b1_free(struct b1 *b)

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include "chain.h"
 #include "echo.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -44,8 +45,7 @@ static struct event_base *epoll_base(void)
 struct b1 {
     struct event_base *base;
     struct event *events; /* n events, assigned in setup */
-    const int *writers;
-    size_t n, count, fired, writes;
+    struct chain chain;
 };
 
 /* bench.c keeps its counters in globals; so does this, for the one run. */
@@ -53,19 +53,8 @@ static struct b1 *current_b1;
 
 static void b1_cb(evutil_socket_t fd, short which, void *arg)
 {
-    struct b1 *b = current_b1;
-    size_t idx = (size_t)(uintptr_t)arg;
-    char ch;
     (void)which;
-    if (read(fd, &ch, 1) == 1)
-        b->count++;
-    if (b->writes > 0) {
-        size_t next = idx + 1 == b->n ? 0 : idx + 1;
-        if (write(b->writers[next], "e", 1) == 1) {
-            b->writes--;
-            b->fired++;
-        }
-    }
+    chain_read(&current_b1->chain, fd, (size_t)(uintptr_t)arg);
 }
 
 struct b1 *reactor_bench_libevent_b1_new(size_t n)
@@ -80,13 +69,13 @@ struct b1 *reactor_bench_libevent_b1_new(size_t n)
         free(b);
         return NULL;
     }
-    b->n = n;
+    b->chain.n = n;
     return b;
 }
 
 void reactor_bench_libevent_b1_setup(struct b1 *b, const int *readers)
 {
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = 0; i < b->chain.n; i++) {
         event_assign(&b->events[i], b->base, readers[i], EV_READ | EV_PERSIST, b1_cb,
                      (void *)(uintptr_t)i);
         event_add(&b->events[i], NULL);
@@ -95,7 +84,7 @@ void reactor_bench_libevent_b1_setup(struct b1 *b, const int *readers)
 
 void reactor_bench_libevent_b1_teardown(struct b1 *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->chain.n; i++)
         event_del(&b->events[i]);
 }
 
@@ -103,13 +92,10 @@ size_t reactor_bench_libevent_b1_run(struct b1 *b, const int *writers, size_t fi
                                      size_t writes)
 {
     current_b1 = b;
-    b->writers = writers;
-    b->count = 0;
-    b->fired = fired;
-    b->writes = writes;
-    while (b->count < b->fired)
+    chain_start(&b->chain, writers, fired, writes);
+    while (b->chain.count < b->chain.fired)
         event_base_loop(b->base, EVLOOP_ONCE);
-    return b->count;
+    return b->chain.count;
 }
 
 void reactor_bench_libevent_b1_free(struct b1 *b)

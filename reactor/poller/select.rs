@@ -385,23 +385,36 @@ mod tests {
                 limit: 1024
             }
         ));
-        // 1023 is a legal bit even if no such fd is open.
+        // 1023 is a legal bit: an open descriptor there is accepted.
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        // SAFETY: dup2 onto 1023, a number this test owns until it closes it.
+        let fd = unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&a), 1023) };
+        assert_eq!(fd, 1023);
         s.register(1023, 0, Interest::READABLE, Trigger::Level)
             .unwrap();
         assert_eq!(s.nfds, 1024);
+        s.unregister(1023).unwrap();
+        // SAFETY: closes the duplicate made above.
+        unsafe { libc::close(1023) };
     }
 
     #[test]
     fn nfds_drops_to_the_next_highest_armed_fd() {
+        use std::os::fd::AsRawFd;
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (lo, hi) = (
+            a.as_raw_fd().min(b.as_raw_fd()),
+            a.as_raw_fd().max(b.as_raw_fd()),
+        );
         let mut s = SelectPoller::new();
-        s.register(3, 0, Interest::READABLE, Trigger::Level)
+        s.register(lo, 0, Interest::READABLE, Trigger::Level)
             .unwrap();
-        s.register(9, 1, Interest::WRITABLE, Trigger::Level)
+        s.register(hi, 1, Interest::WRITABLE, Trigger::Level)
             .unwrap();
-        assert_eq!(s.nfds, 10);
-        s.unregister(9).unwrap();
-        assert_eq!(s.nfds, 4);
-        s.unregister(3).unwrap();
+        assert_eq!(s.nfds, hi + 1);
+        s.unregister(hi).unwrap();
+        assert_eq!(s.nfds, lo + 1);
+        s.unregister(lo).unwrap();
         assert_eq!(s.nfds, 0);
     }
 }
