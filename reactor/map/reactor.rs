@@ -67,9 +67,8 @@ struct Slot<T> {
     trigger: Trigger,
     /// Unregistered from the poller by [`Reactor::pause`], still in the map.
     paused: bool,
-    /// The timers armed for this token, cancelled when it is removed.
-    /// May hold ids of timers already gone; pruned as it grows.
-    timers: Vec<TimerId>,
+    /// Timers were armed for it: `timers.by_slot` holds their ids.
+    has_timers: bool,
 }
 
 impl<T> Slot<T> {
@@ -88,7 +87,7 @@ impl<T> Slot<T> {
             interest,
             trigger,
             paused: false,
-            timers: Vec::new(),
+            has_timers: false,
         }
     }
 }
@@ -966,8 +965,10 @@ impl<T, P: Poller> Reactor<T, P> {
         if slot.object.is_none() {
             self.reserved -= 1;
         }
-        for &id in &slot.timers {
-            let _ = self.cancel_timer(id);
+        if slot.has_timers {
+            for id in self.timers.by_slot.remove(&index).unwrap_or_default() {
+                let _ = self.cancel_timer(id);
+            }
         }
         slot
     }
@@ -983,12 +984,13 @@ impl<T, P: Poller> Reactor<T, P> {
         if slot.generation != token.generation() {
             return;
         }
-        if slot.timers.len() == slot.timers.capacity() && slot.timers.len() >= 4 {
-            let wheel = &self.timers.wheel;
-            slot.timers
-                .retain(|&id| wheel.is_pending(id) || wheel.is_held(id));
+        slot.has_timers = true;
+        let timers = &mut self.timers;
+        let ids = timers.by_slot.entry(token.index()).or_default();
+        if ids.len() == ids.capacity() && ids.len() >= 4 {
+            ids.retain(|&id| timers.wheel.is_pending(id) || timers.wheel.is_held(id));
         }
-        slot.timers.push(id);
+        ids.push(id);
     }
 
     /// Waits for events, as [`Poller::poll`]; every event's key is a

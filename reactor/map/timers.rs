@@ -6,7 +6,7 @@
 //! `(TimerId, Token)` that the program's loop can act on — the course's
 //! "timeout detection", one deadline per client.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::map::{Reactor, Token};
@@ -35,6 +35,10 @@ pub(crate) struct TokenTimers {
     pub(crate) expired: VecDeque<(TimerId, Token)>,
     /// Owner-less timers that fired, for `next_expired_value`.
     expired_values: VecDeque<(TimerId, u64)>,
+    /// The timers armed for each slot index that has any, cancelled when its
+    /// object is removed. A side table rather than a list in every slot, so
+    /// that an object with no timers pays nothing for them.
+    pub(crate) by_slot: HashMap<usize, Vec<TimerId>>,
 }
 
 impl TokenTimers {
