@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use reactor::{
     AnyPoller, Backend, EpollPoller, Events, Interest, PollPoller, Poller, Reactor, SelectPoller,
-    Token, Trigger,
+    Token, Trigger, UringPoller,
 };
 
 /// Every variant, ours first; the C peers only where this build has them.
@@ -39,9 +39,11 @@ fn variants() -> Vec<&'static str> {
         "poller_select",
         "poller_poll",
         "poller_epoll",
+        "poller_uring",
         "reactor_select",
         "reactor_poll",
         "reactor_epoll",
+        "reactor_uring",
         "reactor_epoll_1000_timers",
         "mio_epoll",
         "polling_epoll",
@@ -93,9 +95,11 @@ fn idle(variant: &str) -> Idle {
         "poller_select" => with_poller(SelectPoller::new(), raw),
         "poller_poll" => with_poller(PollPoller::new(), raw),
         "poller_epoll" => with_poller(EpollPoller::new().expect("epoll"), raw),
+        "poller_uring" => with_poller(UringPoller::new().expect("io_uring"), raw),
         "reactor_select" => with_reactor(Backend::Select, &fd, 0),
         "reactor_poll" => with_reactor(Backend::Poll, &fd, 0),
         "reactor_epoll" => with_reactor(Backend::Epoll, &fd, 0),
+        "reactor_uring" => with_reactor(Backend::Uring, &fd, 0),
         "reactor_epoll_1000_timers" => with_reactor(Backend::Epoll, &fd, 1000),
         "mio_epoll" => {
             let mut poll = mio::Poll::new().expect("mio");
