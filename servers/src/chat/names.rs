@@ -1,4 +1,4 @@
-//! Name rules (SPEC §4): which names a member may take, and the key under
+//! Name rules: which names a member may take, and the key under
 //! which two names collide.
 //!
 //! The course's chat room keeps `users = {name: addr}` and only checks

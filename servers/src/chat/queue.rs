@@ -6,7 +6,7 @@
 //! allocator chunk per line. The allocation never grows past the bound
 //! (`--max-queue`), so one member that does not read holds at most
 //! `--max-queue` bytes of the server's memory; a line that would not fit is
-//! refused and the caller drops the member as too slow (RELIABILITY S1),
+//! refused and the caller drops the member as too slow (docs/reliability.md#slow-readers),
 //! which frees the allocation at once. A queue that drains gives a large
 //! allocation back, so an idle member costs little.
 //!
