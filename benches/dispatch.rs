@@ -5,15 +5,21 @@
 //! readability. A = 100 of them are made active by writing one byte; every
 //! read callback reads its byte and, while writes remain (W = N), writes one
 //! byte to the *next* pair, so A chains of events run through the set until
-//! A + W bytes have been read. Only the run is timed: registering the N read
-//! ends before each iteration and removing them after is not (setup has its
-//! own group).
+//! A + W bytes have been read. Only the chains are timed: registering the
+//! N read ends before a measurement and removing them after is not
+//! (set-up has its own group).
 //!
-//! Groups:
-//! - `b1_run/<variant>/<N>`: run time, `Throughput::Elements(A + W)`, so
-//!   criterion's per-element figure is the run time per event.
-//! - `b1_setup/<variant>/<N>`: register N then unregister all,
-//!   `Throughput::Elements(N)`: the cost per registration.
+//! Interleaved rounds ([`reactor_bench::rounds`]): at each N, every variant
+//! is calibrated to a fixed number of chains (about `--secs` seconds), then
+//! for R rounds each variant runs its chains once, in the fixed order
+//! below; the process is pinned to one CPU. Groups, ns per element:
+//! - `run/<N>`: the chains' run time per event (A + W events a chain);
+//! - `setup/<N>`: register N then unregister all, per registration.
+//!
+//! The report gives each variant's median [min–max] and, per round,
+//! ours/peer for `poller_epoll` and `reactor_epoll` against every epoll
+//! peer, judged against ≤ 1.00× mio, libev and libevent. A lost byte is a
+//! correctness failure (exit 1).
 //!
 //! Variants: `poller_{select,poll,epoll}` (the backend types through the
 //! `Poller` trait), `reactor_{select,poll,epoll}` (`Reactor::with_backend`:
@@ -33,18 +39,24 @@
 //! mio is edge-triggered; with one byte per wake-up a single read drains the
 //! socket, so the chain is identical.
 //!
-//! Run: `cargo bench --bench dispatch` (or `benches/run.sh`).
+//! Run: `cargo bench -p reactor-bench --bench dispatch -- --reduced` (5
+//! rounds; `--quick` 3, `--full` 7, `--smoke` 1 round of one chain: the
+//! event count only; `--rounds R --secs S` overrides, `--cpu K` pins
+//! elsewhere, `--out DIR` for `b1_rounds.{csv,md}`), and `-- --instructions`
+//! for the callgrind counts (or `benches/run.sh`).
 
 use reactor_bench as common;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use std::fmt::Write as _;
+
 use reactor::{
     AnyPoller, Backend, EpollPoller, Events, Interest, PollPoller, Poller, Reactor, SelectPoller,
     Token, Trigger,
 };
+use reactor_bench::rounds::{self, Profile, Run, Variant};
 
 /// Active chains (bench.c's `-a`).
 const ACTIVE: usize = 100;
@@ -408,55 +420,120 @@ fn variants(n: usize) -> Vec<(&'static str, Box<dyn Loop>)> {
     v
 }
 
-fn dispatch(c: &mut Criterion) {
-    eprintln!("{}", common::env_header());
-    if let Some(note) = reactor_bench::peers::skipped_note() {
-        eprintln!("{note}");
-    }
+/// The run of one variant at N: register the N read ends, time `reps`
+/// chains of A + W events, unregister. A lost byte is a failure.
+fn run_variant<'a>(
+    name: &'static str,
+    mut lp: Box<dyn Loop>,
+    readers: &'a [RawFd],
+    writers: &'a [RawFd],
+) -> Variant<'a> {
+    let n = readers.len();
+    let events = ACTIVE.min(n) + n;
+    Variant::new(name, events, move |reps| {
+        lp.setup(readers);
+        let mut total = Duration::ZERO;
+        let mut result = Ok(());
+        for _ in 0..reps {
+            let start = Instant::now();
+            let mut chain = Chain::start(readers, writers, n);
+            lp.run(&mut chain);
+            total += start.elapsed();
+            if chain.count != events {
+                result = Err(format!("{} of {events} events at N={n}", chain.count));
+                break;
+            }
+        }
+        lp.teardown(readers);
+        result.map(|()| total)
+    })
+}
+
+/// The set-up of one variant at N: `reps` times register N, unregister all.
+fn setup_variant<'a>(
+    name: &'static str,
+    mut lp: Box<dyn Loop>,
+    readers: &'a [RawFd],
+) -> Variant<'a> {
+    Variant::new(name, readers.len(), move |reps| {
+        let start = Instant::now();
+        for _ in 0..reps {
+            lp.setup(readers);
+            lp.teardown(readers);
+        }
+        Ok(start.elapsed())
+    })
+}
+
+/// The judged variants and peers, in the tables' order.
+const JUDGED: [&str; 2] = ["poller_epoll", "reactor_epoll"];
+/// Each peer and its target (ours/peer ≤ target), `None` when reported only.
+const PEERS: [(&str, Option<f64>); 5] = [
+    ("mio_epoll", Some(1.0)),
+    ("polling_epoll", None),
+    ("libev_epoll", Some(1.0)),
+    ("libevent_epoll", Some(1.0)),
+    ("libc_epoll", None),
+];
+
+/// B1 in interleaved rounds at every N; writes `b1_rounds.{csv,md}`.
+fn rounds(args: &[String]) {
+    let profile = Profile::from_args(args, 0.2);
+    let out = rounds::out_dir(args);
+    let mut run = Run::start("B1 dispatch", profile);
+    let mut sizes = Vec::new();
     for n in SIZES {
         if !common::fds_available(2 * n as u64 + 16, &format!("b1 at N={n}")) {
             continue;
         }
+        sizes.push(n);
         let pairs = common::socketpairs(n);
         let readers: Vec<RawFd> = pairs.iter().map(|(r, _)| r.as_raw_fd()).collect();
         let writers: Vec<RawFd> = pairs.iter().map(|(_, w)| w.as_raw_fd()).collect();
-        let writes = n;
-
-        let mut run = c.benchmark_group("b1_run");
-        run.throughput(Throughput::Elements((ACTIVE + writes) as u64));
-        run.sample_size(10);
-        for (name, mut lp) in variants(n) {
-            run.bench_function(BenchmarkId::new(name, n), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        lp.setup(&readers);
-                        let start = Instant::now();
-                        let mut chain = Chain::start(&readers, &writers, writes);
-                        lp.run(&mut chain);
-                        total += start.elapsed();
-                        assert_eq!(chain.count, ACTIVE.min(n) + writes, "{name}: lost bytes");
-                        lp.teardown(&readers);
-                    }
-                    total
-                })
-            });
-        }
-        run.finish();
-
-        let mut setup = c.benchmark_group("b1_setup");
-        setup.throughput(Throughput::Elements(n as u64));
-        setup.sample_size(10);
-        for (name, mut lp) in variants(n) {
-            setup.bench_function(BenchmarkId::new(name, n), |b| {
-                b.iter(|| {
-                    lp.setup(&readers);
-                    lp.teardown(&readers);
-                })
-            });
-        }
-        setup.finish();
+        let runs = variants(n)
+            .into_iter()
+            .map(|(name, lp)| run_variant(name, lp, &readers, &writers))
+            .collect();
+        run.group(&format!("run/{n}"), runs);
+        let setups = variants(n)
+            .into_iter()
+            .map(|(name, lp)| setup_variant(name, lp, &readers))
+            .collect();
+        run.group(&format!("setup/{n}"), setups);
     }
+
+    let names: Vec<&str> = variants(100).iter().map(|(name, _)| *name).collect();
+    let groups = |kind: &str| -> Vec<(String, String)> {
+        sizes
+            .iter()
+            .map(|n| (format!("{kind}/{n}"), format!("N={n}")))
+            .collect()
+    };
+    let mut md = format!("{}\n\n", run.method(&names));
+    md.push_str("Run time per event (A = 100 active chains, W = N chained writes):\n\n");
+    md.push_str(&rounds::times_table(&run, &groups("run"), &names));
+    md.push_str(
+        "\nRun time per event, ours/peer (targets: `Poller` and `Reactor` on epoll ≤ 1.00× mio, \
+         libev and libevent; polling and the libc loop are reported, not judged):\n\n\
+         | N | peer | poller_epoll/peer | reactor_epoll/peer |\n|---|---|---|---|\n",
+    );
+    for &n in &sizes {
+        let group = format!("run/{n}");
+        for (peer, target) in PEERS {
+            if !run.has(&group, peer) {
+                continue;
+            }
+            let _ = write!(md, "| {n} | {peer} |");
+            for ours in JUDGED {
+                let shown = run.show_ratio(&group, ours, peer, target.map(|t| (t, true)));
+                let _ = write!(md, " {shown} |");
+            }
+            md.push('\n');
+        }
+    }
+    md.push_str("\nSet-up per registration (register N, then unregister all; per fd):\n\n");
+    md.push_str(&rounds::times_table(&run, &groups("setup"), &names));
+    run.finish(&out, "b1_rounds", &md);
 }
 
 /// Child mode for `--instructions`: N pairs, register once, `runs` runs,
@@ -544,8 +621,6 @@ fn instructions() {
     }
 }
 
-criterion_group!(benches, dispatch);
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--instructions-child") {
@@ -561,6 +636,5 @@ fn main() {
         instructions();
         return;
     }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    rounds(&args);
 }

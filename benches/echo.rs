@@ -32,6 +32,7 @@
 //! Run: `cargo bench --bench echo -- --full` (or `benches/run.sh`).
 
 use reactor_bench as common;
+use reactor_bench::rounds;
 use servers::echo_engine;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -721,32 +722,6 @@ impl Row {
     }
 }
 
-fn ratio_stats(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
-    if v.is_empty() {
-        return None;
-    }
-    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    Some((common::median(&mut v), min, max))
-}
-
-/// met / MISS / inconclusive for "ratio ≥ target" (or ≤ when `at_most`).
-fn verdict(stats: (f64, f64, f64), target: f64, at_most: bool) -> &'static str {
-    let (_, min, max) = stats;
-    let (all_ok, none_ok) = if at_most {
-        (max <= target, min > target)
-    } else {
-        (min >= target, max < target)
-    };
-    if all_ok {
-        "met"
-    } else if none_ok {
-        "MISS"
-    } else {
-        "inconclusive"
-    }
-}
-
 /// One server under callgrind: connect, run ping-pong for `secs`, stop;
 /// its instruction count and the messages counted.
 fn counted_run(
@@ -1045,18 +1020,9 @@ fn main() {
                     .map(|t| f(o) / f(t))
             })
             .collect();
-        ratio_stats(v)
+        rounds::stats(v)
     };
-    let show = |s: Option<(f64, f64, f64)>, target: f64, at_most: bool| match s {
-        Some(st) => format!(
-            "{:.3} [{:.3}–{:.3}] {}",
-            st.0,
-            st.1,
-            st.2,
-            verdict(st, target, at_most)
-        ),
-        None => "void".to_owned(),
-    };
+    let show = |s, target, at_most| rounds::show(s, Some((target, at_most)));
     let head = |first: &str, cols: &[&str]| {
         format!(
             "| conns | size | {first}{} |\n|---|---|---{}|\n",

@@ -1,11 +1,12 @@
 //! Helpers shared by the benchmarks (the `reactor-bench` package's library):
 //! the environment header every report starts with, non-blocking
-//! socketpairs and eventfds, the descriptor limit, CPU pinning and one-byte
-//! I/O.
+//! socketpairs and eventfds, the descriptor limit, CPU pinning, one-byte
+//! I/O, and the interleaved rounds that judge B1, B2, B5 and B8 ([`rounds`]).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 pub mod peers;
+pub mod rounds;
 
 /// The machine facts every report prints first (docs/benchmarks.md): `nproc`, the
 /// kernel, `ulimit -n`, and the idle/mitigation settings from the kernel

@@ -1,7 +1,8 @@
-//! The benchmark report: reads criterion's results
-//! (`target/criterion/**/new/{benchmark,estimates}.json`), the echo
-//! driver's `target/bench-results/echo.{csv,md}` and the idle-loop syscall
-//! count `target/bench-results/idle_syscalls.md`, and writes
+//! The benchmark report: reads criterion's results for B0
+//! (`target/criterion/**/new/{benchmark,estimates}.json`), the interleaved
+//! rounds of B1, B5 and B8 (`target/bench-results/b{1,5,8}_rounds.{csv,md}`),
+//! the echo, HTTP and proxy drivers' files, the idle-loop syscall count and
+//! the callgrind counts in `target/bench-results/`, and writes
 //! - the SVG plots under `docs/bench/` (plotters, SVG backend), and
 //! - the generated part of `docs/benchmarks.md`, between the markers
 //!   `<!-- BEGIN GENERATED -->` and `<!-- END GENERATED -->`.
@@ -15,6 +16,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
+use reactor_bench::rounds::fmt_ns;
 
 const BEGIN: &str = "<!-- BEGIN GENERATED -->";
 const END: &str = "<!-- END GENERATED -->";
@@ -74,18 +76,6 @@ fn read_bench(dir: &Path, out: &mut Results) {
 
 fn get<'a>(r: &'a Results, group: &str, func: &str, value: &str) -> Option<&'a Bench> {
     r.get(group)?.get(func)?.get(value)
-}
-
-fn fmt_ns(ns: f64) -> String {
-    if !ns.is_finite() {
-        "–".to_owned()
-    } else if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.2} µs", ns / 1e3)
-    } else {
-        format!("{ns:.0} ns")
-    }
 }
 
 fn mark(ratio: f64, target: f64, at_most: bool) -> String {
@@ -361,130 +351,141 @@ fn b0(r: &Results, md: &mut String, docs: &Path) {
     md.push_str("\n![wait cost vs idle fds](bench/wait_per_fd.svg)\n\n");
 }
 
-const B1_VARIANTS: [&str; 11] = [
-    "poller_select",
-    "reactor_select",
-    "poller_poll",
-    "reactor_poll",
-    "poller_epoll",
-    "reactor_epoll",
-    "mio_epoll",
-    "polling_epoll",
-    "libev_epoll",
-    "libevent_epoll",
-    "libc_epoll",
-];
+/// A rounds driver's samples (`<results>/<stem>.csv`, written by
+/// `reactor_bench::rounds`): group → variant → ns per element of each round.
+type RoundsData = BTreeMap<String, BTreeMap<String, Vec<f64>>>;
 
-fn b1(r: &Results, md: &mut String, docs: &Path, results: &Path) {
-    let Some(run) = r.get("b1_run") else {
+/// The samples, and the variants in the order the driver ran them.
+fn read_rounds(results: &Path, stem: &str) -> Option<(RoundsData, Vec<String>)> {
+    let csv = std::fs::read_to_string(results.join(format!("{stem}.csv"))).ok()?;
+    let mut data = RoundsData::new();
+    let mut order: Vec<String> = Vec::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (Some(group), Some(variant), Some(Ok(ns))) =
+            (f.get(1), f.get(2), f.get(5).map(|v| v.parse::<f64>()))
+        else {
+            continue;
+        };
+        if !order.iter().any(|o| o == variant) {
+            order.push((*variant).to_owned());
+        }
+        data.entry((*group).to_owned())
+            .or_default()
+            .entry((*variant).to_owned())
+            .or_default()
+            .push(ns);
+    }
+    Some((data, order))
+}
+
+/// The median of a variant's rounds in one group.
+fn rounds_median(data: &RoundsData, group: &str, variant: &str) -> Option<f64> {
+    let mut v = data.get(group)?.get(variant)?.clone();
+    (!v.is_empty()).then(|| reactor_bench::median(&mut v))
+}
+
+/// A rounds driver's markdown (`<results>/<stem>.md`), whole.
+fn include_md(md: &mut String, results: &Path, stem: &str) {
+    if let Ok(text) = std::fs::read_to_string(results.join(format!("{stem}.md"))) {
+        md.push_str(text.trim());
+        md.push_str("\n\n");
+    }
+}
+
+fn b1(md: &mut String, docs: &Path, results: &Path) {
+    let Some((data, order)) = read_rounds(results, "b1_rounds") else {
         return;
     };
-    md.push_str("### B1 dispatch (`cargo bench --bench dispatch`)\n\n");
-    md.push_str(
-        "Run time per event (A = 100 active, W = N chained writes; criterion median):\n\n| N |",
-    );
-    let sizes = ["100", "1000", "5000", "9500"];
-    for v in B1_VARIANTS {
-        let _ = write!(md, " {v} |");
-    }
-    md.push_str("\n|---|");
-    for _ in B1_VARIANTS {
-        md.push_str("---|");
-    }
-    md.push('\n');
-    let cell = |g: &BTreeMap<String, BTreeMap<String, Bench>>, v: &str, n: &str| {
-        g.get(v).and_then(|m| m.get(n)).map_or(f64::NAN, Bench::per)
+    md.push_str("### B1 dispatch (`cargo bench -p reactor-bench --bench dispatch -- --full`)\n\n");
+    include_md(md, results, "b1_rounds");
+    let sizes: Vec<(f64, String)> = {
+        let mut v: Vec<(f64, String)> = data
+            .keys()
+            .filter_map(|g| g.strip_prefix("run/"))
+            .filter_map(|n| n.parse::<f64>().ok().map(|x| (x, format!("run/{n}"))))
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
     };
-    for n in sizes {
-        let _ = write!(md, "| {n} |");
-        for v in B1_VARIANTS {
-            let _ = write!(md, " {} |", fmt_ns(cell(run, v, n)));
-        }
-        md.push('\n');
-    }
-    md.push_str("\nRatios ours/peer, run time per event (targets: ≤ 1.00× mio, libev and libevent; one criterion median each, not interleaved rounds, so ±several % is noise here — the instruction counts below decide):\n\n| N | peer | poller_epoll/peer | reactor_epoll/peer |\n|---|---|---|---|\n");
-    for n in sizes {
-        for peer in ["mio_epoll", "libev_epoll", "libevent_epoll"] {
-            let theirs = cell(run, peer, n);
-            if theirs.is_nan() {
-                continue;
-            }
-            let pe = cell(run, "poller_epoll", n);
-            let re = cell(run, "reactor_epoll", n);
-            let _ = writeln!(
-                md,
-                "| {n} | {peer} | {} | {} |",
-                mark(pe / theirs, 1.0, true),
-                mark(re / theirs, 1.0, true)
-            );
-        }
-    }
-    let series: Series = B1_VARIANTS
+    let series: Series = order
         .iter()
-        .filter_map(|v| run.get(*v).map(|m| (v.to_string(), by_value(m))))
+        .map(|v| {
+            let points = sizes
+                .iter()
+                .filter_map(|(x, g)| rounds_median(&data, g, v).map(|y| (*x, y)))
+                .collect();
+            (v.clone(), points)
+        })
         .collect();
     line_plot(
         &docs.join("bench/dispatch.svg"),
-        "B1: run time per event vs socketpairs (A = 100, W = N)",
+        "B1: run time per event vs socketpairs (A = 100, W = N; median of rounds)",
         "socketpairs (N)",
         "run time per event",
         &series,
     );
-    md.push_str("\n![dispatch cost vs N](bench/dispatch.svg)\n\n");
-
+    md.push_str("![dispatch cost vs N](bench/dispatch.svg)\n\n");
     include_table(
         md,
         results,
         "dispatch_instructions.md",
-        "User-space instructions per event (`cargo bench --bench dispatch -- --instructions`, callgrind; deterministic):",
+        "User-space instructions per event (`cargo bench -p reactor-bench --bench dispatch -- --instructions`, callgrind; deterministic):",
     );
-    if let Some(setup) = r.get("b1_setup") {
-        md.push_str("Setup per registration (register N, then unregister all; per fd):\n\n| N |");
-        for v in B1_VARIANTS {
-            let _ = write!(md, " {v} |");
-        }
-        md.push_str("\n|---|");
-        for _ in B1_VARIANTS {
-            md.push_str("---|");
-        }
-        md.push('\n');
-        for n in sizes {
-            let _ = write!(md, "| {n} |");
-            for v in B1_VARIANTS {
-                let _ = write!(md, " {} |", fmt_ns(cell(setup, v, n)));
-            }
-            md.push('\n');
-        }
-        md.push('\n');
-    }
 }
 
-fn b8(r: &Results, md: &mut String, results: &Path) {
-    let Some(idle) = r.get("b8_idle") else {
+/// The idle loop's epoll-family variants in the plot, with short labels.
+const B8_PLOT: [(&str, &str); 8] = [
+    ("poller_epoll", "Poller"),
+    ("reactor_epoll", "Reactor"),
+    ("reactor_epoll_1000_timers", "Reactor+1k timers"),
+    ("mio_epoll", "mio"),
+    ("polling_epoll", "polling"),
+    ("libev_epoll", "libev"),
+    ("libevent_epoll", "libevent"),
+    ("raw_epoll_wait0", "raw wait(0)"),
+];
+
+fn b8(md: &mut String, docs: &Path, results: &Path) {
+    let Some((data, _)) = read_rounds(results, "b8_rounds") else {
         return;
     };
-    md.push_str("### B8 idle loop (`cargo bench --bench idle_loop`)\n\n");
-    let raw = idle
-        .get("raw_epoll_wait0")
-        .and_then(|m| m.get(""))
-        .map_or(f64::NAN, Bench::per);
-    md.push_str("| variant | ns / iteration | × raw `epoll_wait(0)` |\n|---|---|---|\n");
-    for (name, m) in idle {
-        let ns = m.get("").map_or(f64::NAN, Bench::per);
-        let _ = writeln!(md, "| {name} | {} | {:.2} |", fmt_ns(ns), ns / raw);
-    }
-    md.push('\n');
+    md.push_str(
+        "### B8 idle loop (`cargo bench -p reactor-bench --bench idle_loop -- --full`)\n\n",
+    );
+    include_md(md, results, "b8_rounds");
+    let shown: Vec<(&str, f64)> = B8_PLOT
+        .iter()
+        .filter_map(|(v, label)| rounds_median(&data, "idle", v).map(|ns| (*label, ns)))
+        .collect();
+    let groups: Vec<String> = shown.iter().map(|(l, _)| (*l).to_owned()).collect();
+    let series: Series = vec![(
+        "ns per turn (median of rounds)".to_owned(),
+        shown
+            .iter()
+            .enumerate()
+            .map(|(i, (_, ns))| (i as f64, *ns))
+            .collect(),
+    )];
+    bar_plot(
+        &docs.join("bench/idle_loop.svg"),
+        "B8: one idle turn, epoll (median of rounds)",
+        "ns per turn",
+        &groups,
+        &series,
+    );
+    md.push_str("![idle loop per turn](bench/idle_loop.svg)\n\n");
     include_table(
         md,
         results,
         "idle_syscalls.md",
-        "System calls per iteration (`cargo bench --bench idle_loop -- --count-syscalls`, strace):",
+        "System calls per iteration (`cargo bench -p reactor-bench --bench idle_loop -- --count-syscalls`, strace):",
     );
     include_table(
         md,
         results,
         "idle_instructions.md",
-        "User-space instructions per iteration (`cargo bench --bench idle_loop -- --instructions`, callgrind; deterministic):",
+        "User-space instructions per iteration (`cargo bench -p reactor-bench --bench idle_loop -- --instructions`, callgrind; deterministic):",
     );
 }
 
@@ -504,15 +505,7 @@ fn include_table(md: &mut String, results: &Path, file: &str, title: &str) {
 }
 
 fn others(r: &Results, md: &mut String) {
-    let known = [
-        "b0_syscall",
-        "b0_epoll_wait0",
-        "b0_wait_per_fd",
-        "b1_run",
-        "b1_setup",
-        "b8_idle",
-        "B5 timers",
-    ];
+    let known = ["b0_syscall", "b0_epoll_wait0", "b0_wait_per_fd"];
     for (group, funcs) in r {
         if known.contains(&group.as_str()) {
             continue;
@@ -630,52 +623,45 @@ fn b2(md: &mut String, docs: &Path, results: &Path) {
     );
 }
 
-/// B5 with the C peers: ours / libev and ours / libevent per operation.
-fn b5(r: &Results, md: &mut String) {
-    let Some(g) = r.get("B5 timers") else {
+/// B5: the rounds' tables, and one log–log plot per operation with every
+/// peer.
+fn b5(md: &mut String, docs: &Path, results: &Path) {
+    let Some((data, order)) = read_rounds(results, "b5_rounds") else {
         return;
     };
-    md.push_str("### B5 timers (`cargo bench -p reactor-bench --bench timers`)\n\n");
-    md.push_str("Per timer (criterion median). Target: ours ≤ 0.5× libev's `ev_timer` and ≤ 0.5× libevent's `evtimer` for insert, cancel and expire:\n\n| op | n | ours | libev | libevent | ours/libev | ours/libevent |\n|---|---|---|---|---|---|---|\n");
-    let per = |func: &str, n: &str| {
-        g.get(func)
-            .and_then(|m| m.get(n))
-            .map_or(f64::NAN, Bench::per)
-    };
+    md.push_str("### B5 timers (`cargo bench -p reactor-bench --bench timers -- --full`)\n\n");
+    include_md(md, results, "b5_rounds");
     for op in ["insert", "cancel", "expire"] {
-        for n in ["10000", "1000000"] {
-            let ours = per(op, n);
-            let ev = per(&format!("libev {op}"), n);
-            let event = per(&format!("libevent {op}"), n);
-            let _ = writeln!(
-                md,
-                "| {op} | {n} | {} | {} | {} | {} | {} |",
-                fmt_ns(ours),
-                fmt_ns(ev),
-                fmt_ns(event),
-                if ev.is_nan() {
-                    "–".to_owned()
-                } else {
-                    mark(ours / ev, 0.5, true)
-                },
-                if event.is_nan() {
-                    "–".to_owned()
-                } else {
-                    mark(ours / event, 0.5, true)
-                },
-            );
-        }
+        let groups: Vec<String> = data
+            .keys()
+            .filter(|g| g.split('/').next() == Some(op))
+            .cloned()
+            .collect();
+        let series: Series = order
+            .iter()
+            .filter(|v| groups.iter().any(|g| data[g].contains_key(*v)))
+            .map(|v| {
+                let mut points: Vec<(f64, f64)> = groups
+                    .iter()
+                    .filter_map(|g| {
+                        let n = g.split('/').nth(1)?.parse::<f64>().ok()?;
+                        rounds_median(&data, g, v).map(|y| (n, y))
+                    })
+                    .collect();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                (v.clone(), points)
+            })
+            .collect();
+        line_plot(
+            &docs.join(format!("bench/timers_{op}.svg")),
+            &format!("B5: {op}, time per timer vs timers (median of rounds)"),
+            "timers (n)",
+            "time per timer",
+            &series,
+        );
+        let _ = write!(md, "![timers {op}](bench/timers_{op}.svg) ");
     }
-    for op in ["reset", "heap push", "heap pop"] {
-        for n in ["10000", "1000000"] {
-            let _ = writeln!(
-                md,
-                "| {op} | {n} | {} | – | – | – | – |",
-                fmt_ns(per(op, n))
-            );
-        }
-    }
-    md.push('\n');
+    md.push_str("\n\n");
 }
 
 /// Memory per registration (`cargo bench -p reactor-bench --bench memory`).
@@ -773,8 +759,8 @@ fn main() {
         md.push_str("\n```\n\n");
     }
     b0(&r, &mut md, &docs);
-    b1(&r, &mut md, &docs, &results);
-    b8(&r, &mut md, &results);
+    b1(&mut md, &docs, &results);
+    b8(&mut md, &docs, &results);
     b2(&mut md, &docs, &results);
     http(&mut md, &docs, &results);
     include_table(
@@ -783,7 +769,7 @@ fn main() {
         "proxy.md",
         "### Proxy throughput (`cargo bench --bench proxy`): `examples/proxy` against `mio_proxy`",
     );
-    b5(&r, &mut md);
+    b5(&mut md, &docs, &results);
     memory(&mut md, &results);
     others(&r, &mut md);
 
