@@ -90,7 +90,8 @@ fn mark(ratio: f64, target: f64, at_most: bool) -> String {
     format!("{ratio:.3} {}", if ok { "met" } else { "MISS" })
 }
 
-const PALETTE: [RGBColor; 10] = [
+/// Enough distinct colours for every B1 variant (12) and B8's epoll family.
+const PALETTE: [RGBColor; 14] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -101,6 +102,10 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(0, 0, 128),
+    RGBColor(128, 128, 0),
+    RGBColor(0, 128, 128),
 ];
 
 type Series = Vec<(String, Vec<(f64, f64)>)>;
