@@ -3,7 +3,7 @@
 #
 #   benches/run.sh --quick   # 3 interleaved rounds everywhere, short measurements
 #   benches/run.sh --full    # the report: 7 rounds (B1, B5 0.4 s and B8 1 s per
-#                            # measurement; echo 3 s), B0's criterion at default times
+#                            # measurement; echo 3 s), B0 criterion 1 s + 3 s
 #   benches/run.sh --reduced # the report, shorter: 5 rounds (B1, B5 0.2 s, B8 0.5 s;
 #                            # echo 2 s): the fewest rounds a verdict accepts
 #   benches/run.sh --smoke   # CI: compiles everything (every peer), runs each bench for a
@@ -12,9 +12,9 @@
 #                            # fired, 1 syscall per idle loop)
 #
 # Steps: B0 calibration (criterion), B1 dispatch, B8 idle loop (+ syscall
-# count under strace, + instructions under callgrind), B5 timers (B1, B5,
-# B8 and B2: interleaved rounds, pinned, ratios with their min–max range), memory per
-# registration, B2 echo (+ instructions per message under callgrind), HTTP
+# count under strace, + instructions under callgrind), B5 timers, memory per
+# registration (B1, B5, B8 and B2 are interleaved rounds, pinned: ratios with
+# their min–max range and a verdict), B2 echo (+ instructions per message under callgrind), HTTP
 # against nginx, echo on epoll vs io_uring (uring_oneshot), then the report
 # (tables + SVG plots into docs/benchmarks.md and docs/bench/).
 # Peers: mio, polling, libev and libevent (C, benches/peers/, built when
