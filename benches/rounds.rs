@@ -36,7 +36,7 @@ impl Profile {
     /// (3 rounds), `--reduced` (5), `--full` (7, the default per-measurement
     /// time doubled), each overridable with `--rounds R`, `--secs S` and
     /// `--cpu K` (pinned CPU, default 0). `secs` is the per-measurement time
-    /// of the quick profile; benches scale it to their work.
+    /// of the quick and reduced profiles, chosen by each bench for its work.
     pub fn from_args(args: &[String], secs: f64) -> Profile {
         let has = |f: &str| args.iter().any(|a| a == f);
         let value = |f: &str| {
@@ -55,7 +55,11 @@ impl Profile {
             ("quick", 3, secs)
         };
         let rounds = value("--rounds").map_or(rounds, |r| (r as usize).max(1));
-        let secs = value("--secs").unwrap_or(secs).max(0.0);
+        // NaN and negative mean 0 (smoke); an hour is the most a measurement gets.
+        let secs = value("--secs")
+            .filter(|s| !s.is_nan())
+            .unwrap_or(secs)
+            .clamp(0.0, 3600.0);
         Profile {
             name: if value("--rounds").is_some() || value("--secs").is_some() {
                 format!("{rounds} rounds × {secs} s")
