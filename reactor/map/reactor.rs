@@ -7,9 +7,9 @@
 //! out the lowest free number, 7 again — and B's pending event, still in the
 //! list `poll()` returned, is delivered to C.
 //!
-//! `Reactor` keeps the objects in a [`slab`](https://docs.rs/slab) and
-//! registers each with a [`Token`]: the slot index *plus a generation* that
-//! moves on every time an object leaves its slot (a slot's first occupant
+//! `Reactor` keeps the objects in a slab (a vector whose free entries are
+//! reused) and registers each with a [`Token`]: the slot index *plus a
+//! generation* that moves on every time an object leaves its slot (a slot's first occupant
 //! has generation 0, so its key is just the index). An event whose token's
 //! generation no longer matches its slot is stale and [`get`](Reactor::get)
 //! returns `None` for it, even when both the slot and the fd number were
@@ -40,57 +40,14 @@ use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
-use slab::Slab;
-
 use crate::error::{Error, Result};
 use crate::map::Token;
+use crate::map::slots::{MAX_SLOTS, Slots, Watch};
 use crate::map::timers::TokenTimers;
 use crate::poller::{AnyPoller, Backend, Events, Interest, Poller, Trigger};
 use crate::source::Waker;
 use crate::sys;
 use crate::timer::TimerId;
-
-/// A registered object and what the reactor needs to know about it.
-#[derive(Debug)]
-struct Slot<T> {
-    /// The user's object (a socket, a pipe, a connection struct); `None`
-    /// while the slot is only reserved ([`Reactor::reserve`]).
-    object: Option<T>,
-    /// Its descriptor, read once at insert: the object may not lend it later.
-    fd: RawFd,
-    /// Changes every time the slot is filled; part of the token.
-    generation: u32,
-    /// What the poller watches it for, remembered so that a `modify` that
-    /// changes nothing costs no system call, and `resume` knows what to arm.
-    interest: Interest,
-    /// How it was registered (with `interest`).
-    trigger: Trigger,
-    /// Unregistered from the poller by [`Reactor::pause`], still in the map.
-    paused: bool,
-    /// Timers were armed for it: `timers.by_slot` holds their ids.
-    has_timers: bool,
-}
-
-impl<T> Slot<T> {
-    /// A slot for `object`, registered for `interest` with `trigger`.
-    fn new(
-        object: Option<T>,
-        fd: RawFd,
-        generation: u32,
-        interest: Interest,
-        trigger: Trigger,
-    ) -> Slot<T> {
-        Slot {
-            object,
-            fd,
-            generation,
-            interest,
-            trigger,
-            paused: false,
-            has_timers: false,
-        }
-    }
-}
 
 /// `insert` failed; the object is handed back so the caller can still use
 /// it (send a "server full" line, say) or drop it.
@@ -193,21 +150,13 @@ impl<T> From<InsertError<T>> for std::io::Error {
 pub struct Reactor<T, P: Poller = AnyPoller> {
     /// The backend that does the waiting.
     poller: P,
-    /// The registered objects; a token's index is a key of this slab.
-    slots: Slab<Slot<T>>,
-    /// For each slot index, the generation its next occupant gets: bumped
-    /// when an object leaves, so a token for the old occupant stops matching.
-    /// A slot's first occupant has generation 0, so its key is just the index.
-    generations: Vec<u32>,
+    /// The registered objects (a token's index is a slot index) and the
+    /// descriptor table that refuses a number another object holds.
+    slots: Slots<T>,
     /// Created on first use by [`Reactor::waker`].
     waker: Option<Waker>,
     /// Report wakes as events with [`Token::WAKER`].
     report_wakes: bool,
-    /// For each descriptor number, 1 + the slot index that registered it
-    /// (0: none): catches a number reused behind the map's back.
-    fd_owners: Vec<u32>,
-    /// Reserved slots not yet filled (counted by the slab, not by `len`).
-    reserved: usize,
     /// Whether `remove` has warned (once) of a descriptor closed behind
     /// the map's back: a program that drops the error still hears of it.
     warned_fd_closed: bool,
@@ -301,12 +250,9 @@ impl<T, P: Poller> Reactor<T, P> {
     pub fn with_poller(poller: P) -> Reactor<T, P> {
         Reactor {
             poller,
-            slots: Slab::new(),
-            generations: Vec::new(),
+            slots: Slots::new(),
             waker: None,
             report_wakes: false,
-            fd_owners: Vec::new(),
-            reserved: 0,
             warned_fd_closed: false,
             iterations: 0,
             timers: TokenTimers::default(),
@@ -386,22 +332,15 @@ impl<T, P: Poller> Reactor<T, P> {
         if let Some(error) = self.fd_held(fd) {
             return Err(InsertError { error, object });
         }
-        let entry = self.slots.vacant_entry();
-        let generation = self.generations.get(entry.key()).copied().unwrap_or(0);
-        let token = Token::new(entry.key(), generation);
-        if token.key() >= Token::INTERNAL {
+        let Some(token) = self.slots.next_token() else {
             let error = Error::TooManyObjects {
                 fd,
-                limit: Token::INTERNAL.min(1 << 32),
+                limit: MAX_SLOTS,
             };
             return Err(InsertError { error, object });
-        }
+        };
         match self.poller.register(fd, token.key(), interest, trigger) {
-            Ok(()) => {
-                entry.insert(Slot::new(Some(object), fd, generation, interest, trigger));
-                self.note_fd_owner(fd, token.index());
-                Ok(token)
-            }
+            Ok(()) => Ok(self.slots.occupy(object, fd, Watch::new(interest, trigger))),
             Err(error) => Err(InsertError { error, object }),
         }
     }
@@ -414,7 +353,8 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// # Panics
     ///
-    /// If about 4 billion slots are in use at once.
+    /// If 2^26 − 1 (about 67 million) slots, objects and reservations, are
+    /// in use at once.
     ///
     /// # Examples
     ///
@@ -444,22 +384,11 @@ impl<T, P: Poller> Reactor<T, P> {
     /// equivalent: the key is the fd number.
     #[must_use = "a reservation is only given back by remove"]
     pub fn reserve(&mut self) -> Token {
-        let entry = self.slots.vacant_entry();
-        let generation = self.generations.get(entry.key()).copied().unwrap_or(0);
-        let token = Token::new(entry.key(), generation);
         assert!(
-            token.key() < Token::INTERNAL,
-            "too many objects for 32-bit slot indices"
+            self.slots.next_token().is_some(),
+            "too many objects: a reactor holds at most {MAX_SLOTS}"
         );
-        entry.insert(Slot::new(
-            None,
-            -1,
-            generation,
-            Interest::READABLE,
-            Trigger::Level,
-        ));
-        self.reserved += 1;
-        token
+        self.slots.reserve()
     }
 
     /// Registers `object` for level-triggered `interest` under a token from
@@ -497,11 +426,7 @@ impl<T, P: Poller> Reactor<T, P> {
         T: AsFd,
     {
         let fd = object.as_fd().as_raw_fd();
-        let reserved = self
-            .slots
-            .get(token.index())
-            .is_some_and(|slot| slot.generation == token.generation() && slot.object.is_none());
-        if !reserved {
+        if !self.slots.is_reserved(token) {
             return Err(InsertError {
                 error: stale(token),
                 object,
@@ -515,10 +440,8 @@ impl<T, P: Poller> Reactor<T, P> {
             .register(fd, token.key(), interest, Trigger::Level)
         {
             Ok(()) => {
-                let slot = &mut self.slots[token.index()];
-                (slot.object, slot.fd, slot.interest) = (Some(object), fd, interest);
-                self.reserved -= 1;
-                self.note_fd_owner(fd, token.index());
+                let watch = Watch::new(interest, Trigger::Level);
+                self.slots.fill(token, object, fd, watch);
                 Ok(())
             }
             Err(error) => Err(InsertError { error, object }),
@@ -527,24 +450,11 @@ impl<T, P: Poller> Reactor<T, P> {
 
     /// The error for inserting `fd` while a live object registered it.
     fn fd_held(&self, fd: RawFd) -> Option<Error> {
-        let index = (*self.fd_owners.get(usize::try_from(fd).ok()?)? as usize).checked_sub(1)?;
-        let slot = self.slots.get(index).filter(|slot| slot.fd == fd)?;
+        let holder = self.slots.holder(fd)?;
         Some(Error::FdInUse {
             fd,
-            holder: format!("{:?}", Token::new(index, slot.generation)),
+            holder: format!("{holder:?}"),
         })
-    }
-
-    /// Records that slot `index` registered `fd` (a number the kernel just
-    /// accepted, so the table is sized by an open descriptor).
-    fn note_fd_owner(&mut self, fd: RawFd, index: usize) {
-        let (Ok(fd), Ok(owner)) = (usize::try_from(fd), u32::try_from(index + 1)) else {
-            return;
-        };
-        if self.fd_owners.len() <= fd {
-            self.fd_owners.resize(fd + 1, 0);
-        }
-        self.fd_owners[fd] = owner;
     }
 
     /// The object behind `token`, unless it was removed.
@@ -566,7 +476,7 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `fdmap.get(fd)`
     pub fn get(&self, token: Token) -> Option<&T> {
-        self.slot(token)?.object.as_ref()
+        self.slots.get(token)
     }
 
     /// The object behind `token`, mutably, unless it was removed.
@@ -592,10 +502,7 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `fdmap[fd]`
     pub fn get_mut(&mut self, token: Token) -> Option<&mut T> {
-        match self.slots.get_mut(token.index()) {
-            Some(slot) if slot.generation == token.generation() => slot.object.as_mut(),
-            _ => None,
-        }
+        self.slots.get_mut(token)
     }
 
     /// Several objects at once, mutably: `None` if any token is stale or
@@ -628,17 +535,7 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `a, b = fdmap[fa], fdmap[fb]` (Python has no borrow rules).
     pub fn get_disjoint_mut<const N: usize>(&mut self, tokens: [Token; N]) -> Option<[&mut T; N]> {
-        let slots = self.slots.get_disjoint_mut(tokens.map(Token::index)).ok()?;
-        let mut objects = slots.into_iter().zip(tokens).map(|(slot, token)| {
-            (slot.generation == token.generation())
-                .then_some(slot.object.as_mut())
-                .flatten()
-        });
-        let array = std::array::from_fn(|_| objects.next().flatten());
-        if array.iter().any(Option::is_none) {
-            return None;
-        }
-        Some(array.map(|object| object.expect("checked above")))
+        self.slots.get_disjoint_mut(tokens)
     }
 
     /// Whether `token` names a live object.
@@ -715,19 +612,17 @@ impl<T, P: Poller> Reactor<T, P> {
         interest: Interest,
         trigger: Trigger,
     ) -> Result<()> {
-        let slot = live_slot(&mut self.slots, token)?;
-        let unchanged = slot.interest == interest && slot.trigger == trigger;
-        if unchanged && !slot.paused && trigger != Trigger::Oneshot {
+        let (fd, watch) = self.slots.watch(token).ok_or_else(|| stale(token))?;
+        let wanted = Watch::new(interest, trigger);
+        if watch == wanted && trigger != Trigger::Oneshot {
             return Ok(());
         }
-        if slot.paused {
-            self.poller
-                .register(slot.fd, token.key(), interest, trigger)?;
+        if watch.paused {
+            self.poller.register(fd, token.key(), interest, trigger)?;
         } else {
-            self.poller
-                .modify(slot.fd, token.key(), interest, trigger)?;
+            self.poller.modify(fd, token.key(), interest, trigger)?;
         }
-        (slot.interest, slot.trigger, slot.paused) = (interest, trigger, false);
+        self.slots.set_watch(token, fd, wanted);
         Ok(())
     }
 
@@ -767,10 +662,14 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `p.unregister(fd)` while keeping `fdmap[fd]`
     pub fn pause(&mut self, token: Token) -> Result<()> {
-        let slot = live_slot(&mut self.slots, token)?;
-        if !slot.paused {
-            self.poller.unregister(slot.fd)?;
-            slot.paused = true;
+        let (fd, watch) = self.slots.watch(token).ok_or_else(|| stale(token))?;
+        if !watch.paused {
+            self.poller.unregister(fd)?;
+            let paused = Watch {
+                paused: true,
+                ..watch
+            };
+            self.slots.set_watch(token, fd, paused);
         }
         Ok(())
     }
@@ -804,11 +703,12 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `p.register(fd, mask)` with the mask it had
     pub fn resume(&mut self, token: Token) -> Result<()> {
-        let slot = live_slot(&mut self.slots, token)?;
-        if slot.paused {
+        let (fd, watch) = self.slots.watch(token).ok_or_else(|| stale(token))?;
+        if watch.paused {
             self.poller
-                .register(slot.fd, token.key(), slot.interest, slot.trigger)?;
-            slot.paused = false;
+                .register(fd, token.key(), watch.interest, watch.trigger)?;
+            self.slots
+                .set_watch(token, fd, Watch::new(watch.interest, watch.trigger));
         }
         Ok(())
     }
@@ -867,8 +767,9 @@ impl<T, P: Poller> Reactor<T, P> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_paused(&self, token: Token) -> bool {
-        self.slot(token)
-            .is_some_and(|slot| slot.object.is_some() && slot.paused)
+        self.slots
+            .watch(token)
+            .is_some_and(|(_, watch)| watch.paused)
     }
 
     /// Unregisters the object behind `token` and hands it back; drop it to
@@ -912,65 +813,45 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `p.unregister(fd); del fdmap[fd]`
     pub fn remove(&mut self, token: Token) -> Result<T> {
-        let slot = self.slot(token).ok_or_else(|| stale(token))?;
-        let (fd, paused, filled) = (slot.fd, slot.paused, slot.object.is_some());
+        let vacated = self.slots.vacate(token).ok_or_else(|| stale(token))?;
+        self.cancel_slot_timers(token.index());
+        // A reservation, given back.
+        let Some((object, fd)) = vacated.live else {
+            return Err(stale(token));
+        };
         // Only the slot that registered the number may unregister it: if a
         // newer object registered it since, it is not this one's any more.
-        let owner = usize::try_from(fd)
-            .ok()
-            .and_then(|fd| self.fd_owners.get_mut(fd));
-        let registered_here = owner.is_some_and(|owner| {
-            let ours = *owner as usize == token.index() + 1;
-            if ours {
-                *owner = 0;
-            }
-            ours
-        });
-        let mut intact = !filled || sys::is_open(fd);
-        if filled
-            && !paused
-            && registered_here
+        let mut intact = sys::is_open(fd);
+        if let Some(watch) = vacated.watch
+            && !watch.paused
             && let Err(err) = self.poller.unregister(fd)
         {
             log::debug!("removing {token:?}: {err}");
             intact = false;
         }
-        let slot = self.free_slot(token);
-        match slot.object {
-            None => Err(stale(token)), // a reservation, given back
-            Some(object) if intact => Ok(object),
-            Some(object) => {
-                std::mem::forget(object);
-                let error = Error::FdClosed {
-                    token: format!("{token:?}"),
-                    fd,
-                };
-                if !std::mem::replace(&mut self.warned_fd_closed, true) {
-                    log::warn!("{error} (warned once per reactor)");
-                }
-                Err(error)
-            }
+        if intact {
+            return Ok(object);
         }
+        std::mem::forget(object);
+        let error = Error::FdClosed {
+            token: format!("{token:?}"),
+            fd,
+        };
+        if !std::mem::replace(&mut self.warned_fd_closed, true) {
+            log::warn!("{error} (warned once per reactor)");
+        }
+        Err(error)
     }
 
-    /// Empties a live slot: its timers cancelled (reported or not), its
-    /// generation moved on so that `token` goes stale.
-    fn free_slot(&mut self, token: Token) -> Slot<T> {
-        let index = token.index();
-        if self.generations.len() <= index {
-            self.generations.resize(index + 1, 0);
+    /// Cancels the timers armed for slot `index` (reported or not), so that
+    /// none reports its old token once the slot is reused.
+    fn cancel_slot_timers(&mut self, index: usize) {
+        if self.timers.by_slot.is_empty() {
+            return;
         }
-        self.generations[index] = token.generation().wrapping_add(1);
-        let slot = self.slots.remove(index);
-        if slot.object.is_none() {
-            self.reserved -= 1;
+        for id in self.timers.by_slot.remove(&index).unwrap_or_default() {
+            let _ = self.cancel_timer(id);
         }
-        if slot.has_timers {
-            for id in self.timers.by_slot.remove(&index).unwrap_or_default() {
-                let _ = self.cancel_timer(id);
-            }
-        }
-        slot
     }
 
     /// Files timer `id` under the live slot `token` names (if any), so
@@ -978,13 +859,9 @@ impl<T, P: Poller> Reactor<T, P> {
     /// before the list doubles, so an object that arms a timer per message
     /// stays bounded.
     pub(crate) fn attach_timer(&mut self, id: TimerId, token: Token) {
-        let Some(slot) = self.slots.get_mut(token.index()) else {
-            return;
-        };
-        if slot.generation != token.generation() {
+        if self.slots.get(token).is_none() && !self.slots.is_reserved(token) {
             return;
         }
-        slot.has_timers = true;
         let timers = &mut self.timers;
         let ids = timers.by_slot.entry(token.index()).or_default();
         if ids.len() == ids.capacity() && ids.len() >= 4 {
@@ -1140,7 +1017,7 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `len(fdmap)`
     pub fn len(&self) -> usize {
-        self.slots.len() - self.reserved
+        self.slots.len()
     }
 
     /// Whether no object is registered.
@@ -1173,18 +1050,12 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `for fd, sock in fdmap.items(): ...`
     pub fn iter(&self) -> impl Iterator<Item = (Token, &T)> {
-        self.slots.iter().filter_map(|(index, slot)| {
-            let object = slot.object.as_ref()?;
-            Some((Token::new(index, slot.generation), object))
-        })
+        self.slots.iter()
     }
 
     /// Every live token with its object, mutably (to broadcast, say).
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (Token, &mut T)> {
-        self.slots.iter_mut().filter_map(|(index, slot)| {
-            let object = slot.object.as_mut()?;
-            Some((Token::new(index, slot.generation), object))
-        })
+        self.slots.iter_mut()
     }
 
     /// The poller underneath.
@@ -1201,21 +1072,6 @@ impl<T, P: Poller> Reactor<T, P> {
     /// is idle should not see this climb (tests use it to catch busy loops).
     pub fn iterations(&self) -> u64 {
         self.iterations
-    }
-
-    fn slot(&self, token: Token) -> Option<&Slot<T>> {
-        match self.slots.get(token.index()) {
-            Some(slot) if slot.generation == token.generation() => Some(slot),
-            _ => None,
-        }
-    }
-}
-
-/// The slot of the live object `token` names (not a bare reservation).
-fn live_slot<T>(slots: &mut Slab<Slot<T>>, token: Token) -> Result<&mut Slot<T>> {
-    match slots.get_mut(token.index()) {
-        Some(slot) if slot.generation == token.generation() && slot.object.is_some() => Ok(slot),
-        _ => Err(stale(token)),
     }
 }
 
