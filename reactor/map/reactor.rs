@@ -906,26 +906,55 @@ impl<T, P: Poller> Reactor<T, P> {
     ///
     /// Python: `for fd, event in p.poll(): ...`
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<usize> {
+        // The hot path of an idle loop is the system call alone: timers and
+        // the waker are one test each here, their work out of line, so this
+        // stays a small function that saves no registers.
         self.iterations += 1;
-        let timeout = self.timers.clamp(timeout);
+        let timeout = if self.timers.wheel.is_empty() {
+            timeout
+        } else {
+            self.clamp_to_timers(timeout)
+        };
         self.poller.poll(events, timeout)?;
-        self.timers.expire();
-        if let Some(waker) = &self.waker {
-            // The waker's event is not shown (unless `report_wakes`): the
-            // iterator passes over its key, and it is taken out of the batch
-            // (one short scan) only after a wake-up, which the waker flags:
-            // no pass over an ordinary batch.
-            if !self.report_wakes {
-                events.hide(Some(Token::WAKER.key()));
-            }
-            if waker.take_pending() {
-                waker.drain();
-                if !self.report_wakes {
-                    events.take(Token::WAKER.key());
-                }
-            }
+        if !self.timers.wheel.is_empty() {
+            self.expire_timers();
+        }
+        if self.waker.is_some() {
+            self.after_wait_with_waker(events);
         }
         Ok(events.len())
+    }
+
+    /// `timeout`, shortened to the nearest deadline.
+    #[inline(never)]
+    fn clamp_to_timers(&self, timeout: Option<Duration>) -> Option<Duration> {
+        self.timers.clamp(timeout)
+    }
+
+    /// Moves the timers that fired to the expired queue.
+    #[inline(never)]
+    fn expire_timers(&mut self) {
+        self.timers.expire();
+    }
+
+    /// Hides the waker's event from the batch and, after a wake-up, drains
+    /// the waker.
+    #[inline(never)]
+    fn after_wait_with_waker(&mut self, events: &mut Events) {
+        let Some(waker) = &self.waker else { return };
+        // The waker's event is not shown (unless `report_wakes`): the
+        // iterator passes over its key, and it is taken out of the batch
+        // (one short scan) only after a wake-up, which the waker flags:
+        // no pass over an ordinary batch.
+        if !self.report_wakes {
+            events.hide(Some(Token::WAKER.key()));
+        }
+        if waker.take_pending() {
+            waker.drain();
+            if !self.report_wakes {
+                events.take(Token::WAKER.key());
+            }
+        }
     }
 
     /// Asks [`poll`](Reactor::poll) to report a wake from the [`Waker`] as
