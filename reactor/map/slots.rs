@@ -43,8 +43,8 @@ const END: u32 = u32::MAX;
 /// Marks an entry reserved (never a vacant index: indices stay below [`MAX_SLOTS`]).
 const RESERVED: u32 = u32::MAX - 1;
 
-/// Entries the first insert makes room for.
-const FIRST_SLOTS: usize = 64;
+/// About how many bytes of entries the first insert makes room for.
+const FIRST_BYTES: usize = 1024;
 /// Descriptor numbers the first insert makes room for (4 KiB).
 const FIRST_FDS: usize = 1024;
 
@@ -189,8 +189,10 @@ impl<T> Slots<T> {
         let token = self.next_token().expect("callers checked next_token");
         if self.free == END {
             if self.entries.capacity() == 0 {
-                // Room for a typical loop's first objects in one allocation.
-                self.entries.reserve_exact(FIRST_SLOTS);
+                // Room for a loop's first objects in one allocation of about
+                // a kilobyte, a power of two of entries as doubling keeps.
+                let first = (FIRST_BYTES / size_of::<Entry<T>>().max(1)).next_power_of_two();
+                self.entries.reserve_exact(first.max(4));
             }
             self.entries.push(Entry {
                 generation: 0,
