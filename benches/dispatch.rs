@@ -24,7 +24,10 @@
 //! Variants: `poller_{select,poll,epoll}` (the backend types through the
 //! `Poller` trait), `reactor_{select,poll,epoll}` (`Reactor::with_backend`:
 //! the fd→object map, generation check and backend dispatch included),
-//! `mio_epoll` (mio 1.x, its own epoll), `polling_epoll` (the `polling`
+//! `mio_epoll` (mio 1.x, its own epoll; the token is the chain index, so
+//! nothing is looked up), `mio_slab_epoll` (mio as an application uses it:
+//! the token is a key into a `Slab` of its objects, looked up per event,
+//! the work `Reactor` does), `polling_epoll` (the `polling`
 //! crate as its docs use it: oneshot, re-armed with `modify` after each
 //! event, so one more `epoll_ctl` per event), `libev_epoll` and
 //! `libevent_epoll` (bench.c's callbacks in C against Debian's libev 4.33
@@ -237,6 +240,51 @@ impl Loop for MioLoop {
     }
 }
 
+/// mio as an application uses it: the token is a key into a `Slab` of the
+/// application's objects, looked up on every event (mio keeps nothing per
+/// registration, so finding the object is the application's work — the
+/// same work `Reactor` does for `reactor_epoll`).
+struct MioSlabLoop {
+    poll: mio::Poll,
+    events: mio::Events,
+    pipes: slab::Slab<Pipe>,
+}
+
+impl Loop for MioSlabLoop {
+    fn setup(&mut self, readers: &[RawFd]) {
+        for (idx, &fd) in readers.iter().enumerate() {
+            let key = self.pipes.insert(Pipe { fd, idx });
+            self.poll
+                .registry()
+                .register(
+                    &mut mio::unix::SourceFd(&fd),
+                    mio::Token(key),
+                    mio::Interest::READABLE,
+                )
+                .expect("mio register");
+        }
+    }
+    fn teardown(&mut self, _readers: &[RawFd]) {
+        for (_, pipe) in self.pipes.iter() {
+            self.poll
+                .registry()
+                .deregister(&mut mio::unix::SourceFd(&pipe.fd))
+                .expect("mio deregister");
+        }
+        self.pipes.clear();
+    }
+    fn run(&mut self, chain: &mut Chain<'_>) {
+        while !chain.done() {
+            self.poll.poll(&mut self.events, None).expect("mio poll");
+            for ev in self.events.iter() {
+                if let Some(pipe) = self.pipes.get(ev.token().0) {
+                    chain.on_read(pipe.idx);
+                }
+            }
+        }
+    }
+}
+
 /// The floor: a plain level-triggered epoll loop.
 struct LibcLoop {
     ep: OwnedFd,
@@ -391,6 +439,14 @@ fn variants(n: usize) -> Vec<(&'static str, Box<dyn Loop>)> {
         }),
     ));
     v.push((
+        "mio_slab_epoll",
+        Box::new(MioSlabLoop {
+            poll: mio::Poll::new().expect("mio"),
+            events: mio::Events::with_capacity(BATCH),
+            pipes: slab::Slab::with_capacity(n),
+        }),
+    ));
+    v.push((
         "polling_epoll",
         Box::new(PollingLoop {
             poller: polling::Poller::new().expect("polling"),
@@ -468,8 +524,9 @@ fn setup_variant<'a>(
 /// The judged variants and peers, in the tables' order.
 const JUDGED: [&str; 2] = ["poller_epoll", "reactor_epoll"];
 /// Each peer and its target (ours/peer ≤ target), `None` when reported only.
-const PEERS: [(&str, Option<f64>); 5] = [
+const PEERS: [(&str, Option<f64>); 6] = [
     ("mio_epoll", Some(1.0)),
+    ("mio_slab_epoll", Some(1.0)),
     ("polling_epoll", None),
     ("libev_epoll", Some(1.0)),
     ("libevent_epoll", Some(1.0)),

@@ -90,7 +90,7 @@ fn mark(ratio: f64, target: f64, at_most: bool) -> String {
     format!("{ratio:.3} {}", if ok { "met" } else { "MISS" })
 }
 
-/// Enough distinct colours for every B1 variant (12) and B8's epoll family.
+/// Enough distinct colours for every B1 variant (13) and B8's epoll family.
 const PALETTE: [RGBColor; 14] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
