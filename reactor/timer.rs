@@ -45,6 +45,15 @@
 //! from one slot are sorted by (deadline, insertion sequence), so `expire`
 //! reports them in deadline order and equal deadlines in insertion order.
 //!
+//! An insert is straight-line code, about 80 instructions: the deadline
+//! `Instant` becomes nanoseconds since the start by reading its clock
+//! seconds and nanoseconds inline (std's own subtraction is an out-of-line
+//! call that cost a third of an insert; see `ClockReading` for how the
+//! reading is checked and when it falls back to std), the level comes from
+//! a 64-entry table indexed by the highest bit where the tick and `elapsed`
+//! differ, and the entry taken from the free list is written whole, without
+//! being read first.
+//!
 //! | operation | cost |
 //! |---|---|
 //! | [`insert`](Timers::insert), [`cancel`](Timers::cancel), [`reset`](Timers::reset), [`is_pending`](Timers::is_pending) | O(1) |
@@ -57,6 +66,7 @@
 //! `timeout = timers[0].when() - loop.time()` for its `selector.select(timeout)`.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 /// Nanoseconds in one tick of the wheel.
@@ -78,6 +88,19 @@ const FREE: u32 = u32::MAX;
 const HELD: u32 = u32::MAX - 1;
 /// A deadline that never fires: one clamped past `u64::MAX` nanoseconds (584 years).
 const NEVER: u64 = u64::MAX;
+
+/// For each bit position, the level whose digit holds it: (its shift, its
+/// first index in `Timers::slots`); `(63, OVERFLOW)` past the top level.
+const LEVEL_OF_BIT: [(u32, u32); 64] = {
+    let mut table = [(63, OVERFLOW); 64];
+    let mut bit = 0;
+    while bit < LEVELS * SLOT_BITS as usize {
+        let level = bit as u32 / SLOT_BITS;
+        table[bit] = (level * SLOT_BITS, level * SLOTS as u32);
+        bit += 1;
+    }
+    table
+};
 
 /// The handle of one timer, returned by [`Timers::insert`].
 ///
@@ -207,6 +230,9 @@ pub struct Timers {
     elapsed: u64,
     /// The instant of tick 0.
     start: Instant,
+    /// `start` as a clock reading, if instants can be read on this
+    /// platform ([`ClockReading`]); `None` means std's subtraction.
+    start_reading: Option<ClockReading>,
     /// Next insertion sequence number.
     seq: u64,
     /// Number of pending timers.
@@ -255,13 +281,15 @@ impl Timers {
     ///
     /// Python: `timers = []`; Python lists grow on their own.
     pub fn with_capacity(n: usize) -> Timers {
+        let start = Instant::now();
         Timers {
             entries: Vec::with_capacity(n),
             free: NIL,
             slots: vec![Slot::EMPTY; LEVELS * SLOTS + 1],
             occupied: [0; LEVELS],
             elapsed: 0,
-            start: Instant::now(),
+            start,
+            start_reading: ClockReading::calibrated(start),
             seq: 0,
             len: 0,
             sort_buf: Vec::new(),
@@ -312,6 +340,7 @@ impl Timers {
     ///
     /// Python: `heapq.heappush(timers, (deadline, next(seq), callback))`, or
     /// `loop.call_at(deadline, callback)`.
+    #[inline]
     pub fn insert(&mut self, deadline: Instant) -> TimerId {
         self.insert_nanos(self.nanos(deadline))
     }
@@ -618,42 +647,59 @@ impl Timers {
     }
 
     /// Arms a timer for `deadline` nanoseconds since `start`.
+    #[inline(always)]
     fn insert_nanos(&mut self, deadline: u64) -> TimerId {
         let seq = self.next_seq();
         let index = match self.free {
-            NIL => {
-                let index = u32::try_from(self.entries.len())
-                    .ok()
-                    .filter(|&i| i != NIL)
-                    .expect("more than u32::MAX - 1 timers pending");
-                self.entries.push(Entry {
-                    deadline,
-                    seq,
-                    next: NIL,
-                    prev: NIL,
-                    generation: 0,
-                    slot: FREE,
-                });
-                index
-            }
-            index => {
-                let e = &mut self.entries[index as usize];
-                self.free = e.next;
-                e.deadline = deadline;
-                e.seq = seq;
-                index
-            }
+            NIL => self.grow(),
+            index => index,
         };
-        self.link(index);
         self.len += 1;
-        TimerId {
-            index,
-            generation: self.entries[index as usize].generation,
-        }
+        let e = &self.entries[index as usize];
+        self.free = e.next;
+        let generation = e.generation;
+        self.link_new(index, deadline, seq, generation);
+        TimerId { index, generation }
+    }
+
+    /// Appends a free entry to the slab and returns its index (called when
+    /// the free list is empty; the new entry ends it).
+    #[cold]
+    fn grow(&mut self) -> u32 {
+        let index = u32::try_from(self.entries.len())
+            .ok()
+            .filter(|&i| i != NIL)
+            .expect("more than u32::MAX - 1 timers pending");
+        self.entries.push(Entry {
+            deadline: NEVER,
+            seq: 0,
+            next: NIL,
+            prev: NIL,
+            generation: 0,
+            slot: FREE,
+        });
+        index
     }
 
     /// Converts an instant to nanoseconds since `start`, clamped to `0..=NEVER`.
+    ///
+    /// The fast way reads the instant's clock fields (see [`ClockReading`])
+    /// and does the arithmetic inline; the slow way, std's subtraction, is
+    /// an out-of-line call that cost a third of an insert.
+    #[inline]
     fn nanos(&self, t: Instant) -> u64 {
+        match (self.start_reading, ClockReading::of(t)) {
+            (Some(start), Some(reading)) => {
+                let ns = reading.nanos_since(start);
+                debug_assert_eq!(ns, self.nanos_slow(t), "{t:?} read as {reading:?}");
+                ns
+            }
+            _ => self.nanos_slow(t),
+        }
+    }
+
+    /// [`nanos`](Timers::nanos) through std's `Instant` arithmetic only.
+    fn nanos_slow(&self, t: Instant) -> u64 {
         let since = t.saturating_duration_since(self.start);
         u64::try_from(since.as_nanos()).unwrap_or(NEVER)
     }
@@ -684,39 +730,51 @@ impl Timers {
     }
 
     /// Returns the slot index for a deadline, relative to `elapsed`.
+    #[inline(always)]
     fn slot_for(&self, deadline: u64) -> u32 {
         // Past deadlines are filed at the current tick.
         let tick = (deadline / TICK_NS).max(self.elapsed);
-        // The level is the highest 6-bit digit where tick and elapsed differ.
+        // The level is the highest 6-bit digit where tick and elapsed
+        // differ: a table lookup by the highest differing bit (at least 5).
         let differ = (self.elapsed ^ tick) | (SLOTS as u64 - 1);
-        let level = (63 - differ.leading_zeros()) / SLOT_BITS;
-        if level as usize >= LEVELS {
-            return OVERFLOW;
-        }
-        let slot = (tick >> (level * SLOT_BITS)) as u32 & (SLOTS as u32 - 1);
-        level * SLOTS as u32 + slot
+        let (shift, first) = LEVEL_OF_BIT[63 - differ.leading_zeros() as usize];
+        // Beyond the wheel the table says (63, OVERFLOW), and the digit is
+        // 0: every tick is below 2^45 (u64::MAX ns / TICK_NS, and `elapsed`
+        // only takes such ticks or the start of the next 64^6 span after one).
+        first | ((tick >> shift) as u32 & (SLOTS as u32 - 1))
     }
 
     /// Appends a pending entry (deadline set) to the tail of its slot's list.
+    #[inline]
     fn link(&mut self, index: u32) {
-        let s = self.slot_for(self.entries[index as usize].deadline);
+        let e = self.entries[index as usize];
+        self.link_new(index, e.deadline, e.seq, e.generation);
+    }
+
+    /// Writes the whole entry `index` and appends it to the tail of its
+    /// slot's list: the insert path, which need not read the entry first.
+    #[inline(always)]
+    fn link_new(&mut self, index: u32, deadline: u64, seq: u64, generation: u32) {
+        let s = self.slot_for(deadline);
         let slot = &mut self.slots[s as usize];
-        let tail = slot.tail;
-        slot.tail = index;
+        let tail = std::mem::replace(&mut slot.tail, index);
+        slot.min = slot.min.min(deadline);
         if tail == NIL {
             slot.head = index;
             if s != OVERFLOW {
                 self.occupied[s as usize / SLOTS] |= 1 << (s as usize % SLOTS);
             }
-        }
-        let e = &mut self.entries[index as usize];
-        slot.min = slot.min.min(e.deadline);
-        e.slot = s;
-        e.prev = tail;
-        e.next = NIL;
-        if tail != NIL {
+        } else {
             self.entries[tail as usize].next = index;
         }
+        self.entries[index as usize] = Entry {
+            deadline,
+            seq,
+            next: NIL,
+            prev: tail,
+            generation,
+            slot: s,
+        };
     }
 
     /// Removes a pending entry from its slot's list (it stays "pending").
@@ -843,6 +901,131 @@ impl Timers {
             for (out, &(_, _, id)) in fired[first..].iter_mut().zip(&self.sort_buf) {
                 *out = id;
             }
+        }
+    }
+}
+
+/// An `Instant` read as the `clock_gettime(CLOCK_MONOTONIC)` value inside
+/// it: whole seconds and nanoseconds.
+///
+/// std offers no accessor for those fields, only subtraction, which does
+/// not inline. `Instant`'s `Hash` does inline, and on Linux it feeds the
+/// hasher exactly `write_i64(tv_sec)` then `write_u32(tv_nsec)`. That is
+/// not a documented promise, so nothing rests on it unchecked:
+/// [`of`](ClockReading::of) accepts only that exact sequence of calls with
+/// nanoseconds below one second, and [`Timers`] uses the readings only
+/// after [`calibrated`](ClockReading::calibrated) has checked, on its own
+/// start instant, that differences of readings equal std's own
+/// `Instant` arithmetic — seconds, nanoseconds, and a carry between them.
+/// Any other shape (another platform, a future std) gives `None` and the
+/// wheel falls back to std's subtraction: slower, never wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ClockReading {
+    /// Whole seconds.
+    secs: i64,
+    /// Nanoseconds within the second, below 10^9.
+    nanos: u32,
+}
+
+/// The [`Hasher`] that collects a [`ClockReading`] from an `Instant`'s
+/// `Hash`; any call other than the expected two, in order, spoils it.
+#[derive(Default)]
+struct ReadingHasher {
+    /// The seconds, once `write_i64` came first.
+    secs: Option<i64>,
+    /// The nanoseconds, once `write_u32` followed the seconds.
+    nanos: Option<u32>,
+    /// Some other write came: not the shape this reader knows.
+    spoiled: bool,
+}
+
+impl Hasher for ReadingHasher {
+    fn finish(&self) -> u64 {
+        0 // never used as a hash
+    }
+
+    fn write(&mut self, _: &[u8]) {
+        // Every write this reader does not expect ends up here (the
+        // default `write_u8`, `write_u64`, `write_usize`, … all call it).
+        self.spoiled = true;
+    }
+
+    fn write_i64(&mut self, secs: i64) {
+        self.spoiled |= self.secs.is_some() || self.nanos.is_some();
+        self.secs = Some(secs);
+    }
+
+    fn write_u32(&mut self, nanos: u32) {
+        self.spoiled |= self.secs.is_none() || self.nanos.is_some();
+        self.nanos = Some(nanos);
+    }
+}
+
+impl ClockReading {
+    /// Reads `t`, or `None` if its `Hash` does not have the expected shape.
+    #[inline]
+    fn of(t: Instant) -> Option<ClockReading> {
+        let mut hasher = ReadingHasher::default();
+        t.hash(&mut hasher);
+        match hasher {
+            ReadingHasher {
+                secs: Some(secs),
+                nanos: Some(nanos),
+                spoiled: false,
+            } if nanos < 1_000_000_000 => Some(ClockReading { secs, nanos }),
+            _ => None,
+        }
+    }
+
+    /// Reads `start`, and returns the reading only if readings of instants
+    /// after it differ from it exactly as std's `Instant` arithmetic says.
+    fn calibrated(start: Instant) -> Option<ClockReading> {
+        let reading = ClockReading::of(start)?;
+        // A nanosecond; a carry into the seconds whatever start's
+        // nanoseconds are (500 ms or 999 ms carries, or both); whole
+        // seconds; and a year and a bit.
+        let steps = [
+            Duration::from_nanos(1),
+            Duration::from_millis(500),
+            Duration::from_millis(999),
+            Duration::new(1, 0),
+            Duration::new(86_400 * 365, 123_456_789),
+        ];
+        for step in steps {
+            let later = ClockReading::of(start.checked_add(step)?)?;
+            if u128::from(later.nanos_since(reading)) != step.as_nanos() {
+                return None;
+            }
+        }
+        Some(reading)
+    }
+
+    /// Nanoseconds from `start` to this reading, clamped to `0..=NEVER`.
+    #[inline]
+    fn nanos_since(self, start: ClockReading) -> u64 {
+        /// Within 2^33 s (272 years) either way, i64 holds the nanoseconds.
+        const SHORT: i64 = 1 << 33;
+        let nanos = i64::from(self.nanos) - i64::from(start.nanos);
+        match self.secs.checked_sub(start.secs) {
+            // |secs| < 2^33 and |nanos| < 10^9, so |ns| < 2^63: no
+            // overflow, and after `max(0)` the cast keeps the value.
+            Some(secs) if (-SHORT..SHORT).contains(&secs) => {
+                (secs * 1_000_000_000 + nanos).max(0) as u64
+            }
+            _ => self.nanos_since_far(start),
+        }
+    }
+
+    /// [`nanos_since`](ClockReading::nanos_since) for any readings.
+    #[cold]
+    fn nanos_since_far(self, start: ClockReading) -> u64 {
+        // i128 holds any difference of two (i64, u32) readings exactly.
+        let ns = (i128::from(self.secs) - i128::from(start.secs)) * 1_000_000_000
+            + (i128::from(self.nanos) - i128::from(start.nanos));
+        if ns <= 0 {
+            0
+        } else {
+            u64::try_from(ns).unwrap_or(NEVER)
         }
     }
 }
@@ -1086,6 +1269,143 @@ mod tests {
             assert_eq!(expire(&mut timers, t0 + ms(round * 10 + 5)).len(), 3);
         }
         assert_eq!(timers.entries.len(), 4);
+    }
+
+    #[test]
+    fn clock_readings_convert_exactly_as_std_does() {
+        let timers = Timers::new();
+        let t0 = timers.start();
+        // Linux's `Instant` has the shape `ClockReading` knows: the fast
+        // conversion must be the one in use, or inserts quietly slow down.
+        #[cfg(target_os = "linux")]
+        assert!(timers.start_reading.is_some(), "the fast conversion is off");
+        let mut rng = Rng(0x5eed);
+        let mut instants = vec![t0, t0 + Duration::from_nanos(1)];
+        instants.extend(t0.checked_add(Duration::MAX / 4));
+        for n in [1, 500, 999, 1000, 1001] {
+            instants.extend(t0.checked_sub(ms(n)));
+            instants.push(t0 + ms(n));
+        }
+        for _ in 0..10_000 {
+            let ns = rng.below(1 << 50) >> rng.below(50);
+            instants.push(t0 + Duration::from_nanos(ns));
+            instants.extend(t0.checked_sub(Duration::from_nanos(ns)));
+        }
+        if let Some(far) = t0.checked_add(Duration::from_secs(600 * 365 * 86_400)) {
+            instants.push(far); // past u64::MAX ns: never
+            assert_eq!(timers.nanos(far), NEVER);
+        }
+        for t in instants {
+            assert_eq!(timers.nanos(t), timers.nanos_slow(t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn far_clock_readings_clamp() {
+        let reading = |secs, nanos| ClockReading { secs, nanos };
+        let start = reading(100, 900_000_000);
+        let short = 1i64 << 33;
+        assert_eq!(reading(100, 900_000_000).nanos_since(start), 0);
+        assert_eq!(reading(101, 0).nanos_since(start), 100_000_000);
+        assert_eq!(reading(100, 899_999_999).nanos_since(start), 0);
+        assert_eq!(reading(99, 999_999_999).nanos_since(start), 0);
+        // Either side of the short range, the exact path agrees.
+        for secs in [short - 1, short, short + 1] {
+            let t = reading(100 + secs, 900_000_001);
+            let want = u64::try_from(secs).unwrap() * 1_000_000_000 + 1;
+            assert_eq!(t.nanos_since(start), want);
+            assert_eq!(t.nanos_since_far(start), want);
+        }
+        assert_eq!(reading(100 - short - 1, 0).nanos_since(start), 0);
+        assert_eq!(reading(i64::MAX, 0).nanos_since(start), NEVER);
+        assert_eq!(reading(i64::MIN, 0).nanos_since(start), 0);
+        assert_eq!(
+            reading(i64::MAX, 0).nanos_since(reading(i64::MIN, 0)),
+            NEVER
+        );
+        assert_eq!(reading(i64::MIN, 0).nanos_since(reading(i64::MAX, 0)), 0);
+        // 584 years is the last whole-second step below u64::MAX ns.
+        let edge = 18_446_744_073;
+        assert_eq!(reading(edge, 709_551_615).nanos_since(reading(0, 0)), NEVER);
+        assert_eq!(
+            reading(edge, 709_551_614).nanos_since(reading(0, 0)),
+            NEVER - 1
+        );
+        assert_eq!(reading(edge, 709_551_616).nanos_since(reading(0, 0)), NEVER);
+    }
+
+    #[test]
+    fn only_the_known_hash_shape_is_read() {
+        let read = |f: fn(&mut ReadingHasher)| {
+            let mut hasher = ReadingHasher::default();
+            f(&mut hasher);
+            (hasher.secs, hasher.nanos, hasher.spoiled)
+        };
+        assert_eq!(
+            read(|h| {
+                h.write_i64(7);
+                h.write_u32(9);
+            }),
+            (Some(7), Some(9), false)
+        );
+        let spoiled = [
+            read(|h| {
+                h.write_u32(9);
+                h.write_i64(7);
+            }),
+            read(|h| {
+                h.write_i64(7);
+                h.write_i64(7);
+                h.write_u32(9);
+            }),
+            read(|h| {
+                h.write_i64(7);
+                h.write_u32(9);
+                h.write_u32(9);
+            }),
+            read(|h| {
+                h.write_u64(7);
+                h.write_u32(9);
+            }),
+            read(|h| {
+                h.write_i64(7);
+                h.write_u32(9);
+                h.write_u8(0);
+            }),
+        ];
+        for (_, _, spoiled) in spoiled {
+            assert!(spoiled);
+        }
+        // Nanoseconds of a second or more are no clock reading.
+        assert!(ClockReading::of(Instant::now()).is_none_or(|r| r.nanos < 1_000_000_000));
+    }
+
+    #[test]
+    fn the_level_table_files_as_the_digit_rule_says() {
+        // The rule the table encodes: the lowest level on which the tick's
+        // digits above it equal elapsed's; beyond six levels, overflow.
+        fn by_rule(elapsed: u64, tick: u64) -> u32 {
+            for level in 0..LEVELS as u32 {
+                let above = (level + 1) * SLOT_BITS;
+                if tick >> above == elapsed >> above {
+                    let digit = (tick >> (level * SLOT_BITS)) as u32 & (SLOTS as u32 - 1);
+                    return level * SLOTS as u32 + digit;
+                }
+            }
+            OVERFLOW
+        }
+        let mut timers = Timers::new();
+        let mut rng = Rng(0x7ab1e);
+        let max_tick = NEVER / TICK_NS;
+        for _ in 0..100_000 {
+            timers.elapsed = rng.below(max_tick) >> rng.below(45);
+            let tick = timers.elapsed + (rng.below(max_tick - timers.elapsed) >> rng.below(45));
+            let deadline = tick * TICK_NS + rng.below(TICK_NS);
+            assert_eq!(timers.slot_for(deadline), by_rule(timers.elapsed, tick));
+        }
+        timers.elapsed = 0;
+        assert_eq!(timers.slot_for(NEVER), OVERFLOW);
+        assert_eq!(timers.slot_for(0), 0);
     }
 
     #[test]
