@@ -1003,15 +1003,13 @@ impl ClockReading {
     /// Nanoseconds from `start` to this reading, clamped to `0..=NEVER`.
     #[inline]
     fn nanos_since(self, start: ClockReading) -> u64 {
-        /// Within 2^33 s (272 years) either way, i64 holds the nanoseconds.
+        /// Within 2^33 s (272 years) after the start, i64 holds the nanoseconds.
         const SHORT: i64 = 1 << 33;
         let nanos = i64::from(self.nanos) - i64::from(start.nanos);
         match self.secs.checked_sub(start.secs) {
-            // |secs| < 2^33 and |nanos| < 10^9, so |ns| < 2^63: no
+            // 0 <= secs < 2^33 and |nanos| < 10^9, so |ns| < 2^63: no
             // overflow, and after `max(0)` the cast keeps the value.
-            Some(secs) if (-SHORT..SHORT).contains(&secs) => {
-                (secs * 1_000_000_000 + nanos).max(0) as u64
-            }
+            Some(secs @ 0..SHORT) => (secs * 1_000_000_000 + nanos).max(0) as u64,
             _ => self.nanos_since_far(start),
         }
     }
