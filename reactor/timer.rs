@@ -89,6 +89,9 @@ const HELD: u32 = u32::MAX - 1;
 /// A deadline that never fires: one clamped past `u64::MAX` nanoseconds (584 years).
 const NEVER: u64 = u64::MAX;
 
+/// Clock readings with seconds below this fit an i64 in nanoseconds.
+const SHORT_SECS: i64 = 1 << 33;
+
 /// For each bit position, the level whose digit holds it: (its shift, its
 /// first index in `Timers::slots`); `(63, OVERFLOW)` past the top level.
 const LEVEL_OF_BIT: [(u32, u32); 64] = {
@@ -230,9 +233,9 @@ pub struct Timers {
     elapsed: u64,
     /// The instant of tick 0.
     start: Instant,
-    /// `start` as a clock reading, if instants can be read on this
-    /// platform ([`ClockReading`]); `None` means std's subtraction.
-    start_reading: Option<ClockReading>,
+    /// `start` as a clock reading in nanoseconds, if instants can be read
+    /// on this platform ([`ClockReading`]); `None` means std's subtraction.
+    start_clock: Option<i64>,
     /// Next insertion sequence number.
     seq: u64,
     /// Number of pending timers.
@@ -289,7 +292,7 @@ impl Timers {
             occupied: [0; LEVELS],
             elapsed: 0,
             start,
-            start_reading: ClockReading::calibrated(start),
+            start_clock: ClockReading::calibrated(start),
             seq: 0,
             len: 0,
             sort_buf: Vec::new(),
@@ -688,9 +691,9 @@ impl Timers {
     /// an out-of-line call that cost a third of an insert.
     #[inline]
     fn nanos(&self, t: Instant) -> u64 {
-        match (self.start_reading, ClockReading::of(t)) {
+        match (self.start_clock, ClockReading::of(t)) {
             (Some(start), Some(reading)) => {
-                let ns = reading.nanos_since(start);
+                let ns = reading.nanos_after(start);
                 debug_assert_eq!(ns, self.nanos_slow(t), "{t:?} read as {reading:?}");
                 ns
             }
@@ -977,10 +980,12 @@ impl ClockReading {
         }
     }
 
-    /// Reads `start`, and returns the reading only if readings of instants
-    /// after it differ from it exactly as std's `Instant` arithmetic says.
-    fn calibrated(start: Instant) -> Option<ClockReading> {
-        let reading = ClockReading::of(start)?;
+    /// Reads `start` as nanoseconds of the clock (see
+    /// [`short`](ClockReading::short)), and returns them only if readings
+    /// of instants after it differ from it exactly as std's `Instant`
+    /// arithmetic says.
+    fn calibrated(start: Instant) -> Option<i64> {
+        let start_ns = ClockReading::of(start)?.short()?;
         // A nanosecond; a carry into the seconds whatever start's
         // nanoseconds are (500 ms or 999 ms carries, or both); whole
         // seconds; and a year and a bit.
@@ -993,33 +998,42 @@ impl ClockReading {
         ];
         for step in steps {
             let later = ClockReading::of(start.checked_add(step)?)?;
-            if u128::from(later.nanos_since(reading)) != step.as_nanos() {
+            if u128::from(later.nanos_after(start_ns)) != step.as_nanos() {
                 return None;
             }
         }
-        Some(reading)
+        Some(start_ns)
     }
 
-    /// Nanoseconds from `start` to this reading, clamped to `0..=NEVER`.
+    /// The reading in nanoseconds, if its seconds are in `0..2^33` (272
+    /// years of the clock, which counts from boot): then it fits an i64
+    /// with room to subtract another such reading.
     #[inline]
-    fn nanos_since(self, start: ClockReading) -> u64 {
-        /// Within 2^33 s (272 years) after the start, i64 holds the nanoseconds.
-        const SHORT: i64 = 1 << 33;
-        let nanos = i64::from(self.nanos) - i64::from(start.nanos);
-        match self.secs.checked_sub(start.secs) {
-            // 0 <= secs < 2^33 and |nanos| < 10^9, so |ns| < 2^63: no
-            // overflow, and after `max(0)` the cast keeps the value.
-            Some(secs @ 0..SHORT) => (secs * 1_000_000_000 + nanos).max(0) as u64,
-            _ => self.nanos_since_far(start),
+    fn short(self) -> Option<i64> {
+        match self.secs {
+            secs @ 0..SHORT_SECS => Some(secs * 1_000_000_000 + i64::from(self.nanos)),
+            _ => None,
         }
     }
 
-    /// [`nanos_since`](ClockReading::nanos_since) for any readings.
+    /// Nanoseconds from `start_ns` (a [`short`](ClockReading::short)
+    /// reading) to this reading, clamped to `0..=NEVER`.
+    #[inline]
+    fn nanos_after(self, start_ns: i64) -> u64 {
+        match self.short() {
+            // Both in 0..2^63: the difference cannot overflow, and after
+            // `max(0)` the cast keeps the value.
+            Some(ns) => (ns - start_ns).max(0) as u64,
+            None => self.nanos_since_far(start_ns),
+        }
+    }
+
+    /// [`nanos_after`](ClockReading::nanos_after) for any reading.
     #[cold]
-    fn nanos_since_far(self, start: ClockReading) -> u64 {
-        // i128 holds any difference of two (i64, u32) readings exactly.
-        let ns = (i128::from(self.secs) - i128::from(start.secs)) * 1_000_000_000
-            + (i128::from(self.nanos) - i128::from(start.nanos));
+    fn nanos_since_far(self, start_ns: i64) -> u64 {
+        // i128 holds any (i64, u32) reading in nanoseconds, and differences.
+        let ns =
+            i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos) - i128::from(start_ns);
         if ns <= 0 {
             0
         } else {
@@ -1027,7 +1041,6 @@ impl ClockReading {
         }
     }
 }
-
 impl Default for Timers {
     /// Same as [`Timers::new`].
     fn default() -> Timers {
@@ -1276,7 +1289,7 @@ mod tests {
         // Linux's `Instant` has the shape `ClockReading` knows: the fast
         // conversion must be the one in use, or inserts quietly slow down.
         #[cfg(target_os = "linux")]
-        assert!(timers.start_reading.is_some(), "the fast conversion is off");
+        assert!(timers.start_clock.is_some(), "the fast conversion is off");
         let mut rng = Rng(0x5eed);
         let mut instants = vec![t0, t0 + Duration::from_nanos(1)];
         instants.extend(t0.checked_add(Duration::MAX / 4));
@@ -1301,35 +1314,48 @@ mod tests {
     #[test]
     fn far_clock_readings_clamp() {
         let reading = |secs, nanos| ClockReading { secs, nanos };
-        let start = reading(100, 900_000_000);
-        let short = 1i64 << 33;
-        assert_eq!(reading(100, 900_000_000).nanos_since(start), 0);
-        assert_eq!(reading(101, 0).nanos_since(start), 100_000_000);
-        assert_eq!(reading(100, 899_999_999).nanos_since(start), 0);
-        assert_eq!(reading(99, 999_999_999).nanos_since(start), 0);
-        // Either side of the short range, the exact path agrees.
-        for secs in [short - 1, short, short + 1] {
-            let t = reading(100 + secs, 900_000_001);
-            let want = u64::try_from(secs).unwrap() * 1_000_000_000 + 1;
-            assert_eq!(t.nanos_since(start), want);
-            assert_eq!(t.nanos_since_far(start), want);
+        let exact = |t: ClockReading, start: i64| {
+            let ns = i128::from(t.secs) * 1_000_000_000 + i128::from(t.nanos) - i128::from(start);
+            u64::try_from(ns.max(0)).unwrap_or(NEVER)
+        };
+        let start = 100_900_000_000;
+        assert_eq!(reading(100, 900_000_000).nanos_after(start), 0);
+        assert_eq!(reading(101, 0).nanos_after(start), 100_000_000);
+        assert_eq!(reading(100, 899_999_999).nanos_after(start), 0);
+        assert_eq!(reading(99, 999_999_999).nanos_after(start), 0);
+        let max_short = (SHORT_SECS - 1) * 1_000_000_000 + 999_999_999;
+        let mut rng = Rng(0xfa7);
+        for start in [0, 1, start, max_short] {
+            let mut readings = vec![
+                reading(0, 0),
+                reading(SHORT_SECS - 1, 999_999_999),
+                reading(SHORT_SECS, 0),
+                reading(-1, 999_999_999),
+                reading(i64::MAX, 999_999_999),
+                reading(i64::MIN, 0),
+                // 584 years is the last whole-second step below u64::MAX ns.
+                reading(18_446_744_073, 709_551_614),
+                reading(18_446_744_073, 709_551_615),
+                reading(18_446_744_073, 709_551_616),
+            ];
+            for _ in 0..1000 {
+                let secs = (rng.next() >> rng.below(64)) as i64;
+                readings.push(reading(secs, rng.below(1_000_000_000) as u32));
+            }
+            for t in readings {
+                assert_eq!(t.nanos_after(start), exact(t, start), "{t:?} after {start}");
+                assert_eq!(
+                    t.nanos_since_far(start),
+                    exact(t, start),
+                    "{t:?} after {start}"
+                );
+            }
         }
-        assert_eq!(reading(100 - short - 1, 0).nanos_since(start), 0);
-        assert_eq!(reading(i64::MAX, 0).nanos_since(start), NEVER);
-        assert_eq!(reading(i64::MIN, 0).nanos_since(start), 0);
+        assert_eq!(reading(18_446_744_073, 709_551_615).nanos_after(0), NEVER);
         assert_eq!(
-            reading(i64::MAX, 0).nanos_since(reading(i64::MIN, 0)),
-            NEVER
-        );
-        assert_eq!(reading(i64::MIN, 0).nanos_since(reading(i64::MAX, 0)), 0);
-        // 584 years is the last whole-second step below u64::MAX ns.
-        let edge = 18_446_744_073;
-        assert_eq!(reading(edge, 709_551_615).nanos_since(reading(0, 0)), NEVER);
-        assert_eq!(
-            reading(edge, 709_551_614).nanos_since(reading(0, 0)),
+            reading(18_446_744_073, 709_551_614).nanos_after(0),
             NEVER - 1
         );
-        assert_eq!(reading(edge, 709_551_616).nanos_since(reading(0, 0)), NEVER);
     }
 
     #[test]
