@@ -45,7 +45,7 @@
 //! from one slot are sorted by (deadline, insertion sequence), so `expire`
 //! reports them in deadline order and equal deadlines in insertion order.
 //!
-//! An insert is straight-line code, about 80 instructions: the deadline
+//! An insert is straight-line code, about 85 instructions: the deadline
 //! `Instant` becomes nanoseconds since the start by reading its clock
 //! seconds and nanoseconds inline (std's own subtraction is an out-of-line
 //! call that cost a third of an insert; see `ClockReading` for how the
