@@ -1,15 +1,15 @@
 //! The echo server's engine: every byte a client sends comes back to it,
 //! exactly, whatever the size, on one [`Reactor`](reactor::Reactor) of any backend.
 //!
-//! It stands alone (only `std`, `log` and `reactor`), so the `echo` example
-//! and the benchmarks can both include it. The rules it keeps:
+//! It stands alone (only `std`, `libc`, `log` and `reactor`), so the `echo`
+//! example and the benchmarks can both include it. The rules it keeps:
 //!
-//! - **Fast path.** A readable client is read into one buffer shared by all
-//!   connections, and what was read is written straight back before anything
-//!   is queued: a small message costs one `read` and one `write`, with no
-//!   allocation and no `epoll_ctl`. Reading stops at `WouldBlock` or at a
-//!   short read (the socket is then very likely drained; level triggering
-//!   reports it again if not).
+//! - **Fast path.** A client with nothing queued is read into one buffer
+//!   shared by all connections, and what was read is written straight back:
+//!   one `recv(2)` and one `send(2)`, made directly (no `std::io` layers),
+//!   with no allocation, no `epoll_ctl` and no bookkeeping when `send` takes
+//!   it all. Reading stops at `WouldBlock` or at a short read (the socket is
+//!   then very likely drained; level triggering reports it again if not).
 //! - **Partial writes** leave their tail in the connection's
 //!   [`WriteQueue`], flushed when the socket is writable. Order is kept:
 //!   while the queue is not empty, new data goes behind it (one `writev`
@@ -22,7 +22,10 @@
 //!   (plus one read when the backlog was empty).
 //! - **No idle spin**: `WRITABLE` interest only while the queue holds
 //!   something ([`WriteQueue::interest`]); the reactor is told only when
-//!   the interest actually changes.
+//!   the interest actually changes. Interest is worked out again only on
+//!   the slow path (something queued, a partial write, end of file): a
+//!   client watched for `READABLE` alone has nothing queued, so an echo
+//!   that went out whole leaves it as it was.
 //! - **Half-close**: after the client's end of file, what is still queued is
 //!   sent, then the connection is closed.
 //! - **Out of descriptors**: [`Acceptor`] refuses connections without
@@ -32,9 +35,9 @@
 //! Python: the course's `epoll_server.py` loop with `c.send(data)` in place
 //! of `c.send('收到了'.encode())`, and a queue for what `send` did not take.
 
-use std::io::{ErrorKind, Read};
+use std::io::{self, ErrorKind};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use reactor::{Acceptor, Backend, Events, Interest, Signals, Token, WriteQueue};
 
@@ -76,8 +79,20 @@ struct Conn {
     out: WriteQueue,
     /// The client shut down its writing half: send what is queued, then close.
     eof: bool,
-    /// What the reactor watches it for now.
+    /// What the reactor watches it for now. `READABLE` alone means the
+    /// fast path applies: nothing is queued and the client has not
+    /// finished (a backlog adds `WRITABLE`, end of file drops `READABLE`).
     watching: Interest,
+}
+
+/// What a client's event leaves to do.
+enum Next {
+    /// Nothing: the reactor watches it for what it needs.
+    Same,
+    /// Watch it for this from now on (it may be what it is watched for already).
+    Watch(Interest),
+    /// Close it.
+    Close,
 }
 
 /// Serves echo on `listener` (non-blocking or not: it is made non-blocking)
@@ -111,17 +126,23 @@ pub fn serve(
                 Some(Source::Conn(conn)) => {
                     // Hang-up and error answer `is_readable` too: the read
                     // that follows reports them.
-                    let (readable, writable) = (event.is_readable(), event.is_writable());
-                    match serve_conn(conn, &mut buf, readable, writable) {
-                        Some(interest) if interest == conn.watching => {}
-                        Some(interest) => {
+                    let readable = event.is_readable();
+                    let next = if readable && conn.watching == Interest::READABLE {
+                        echo_now(conn, &mut buf)
+                    } else {
+                        serve_conn(conn, &mut buf, readable, event.is_writable())
+                    };
+                    match next {
+                        Next::Same => {}
+                        Next::Watch(interest) if interest == conn.watching => {}
+                        Next::Watch(interest) => {
                             conn.watching = interest;
                             if let Err(err) = reactor.modify(token, interest) {
                                 log::debug!("echo: modify failed, closing: {err}");
                                 let _ = reactor.remove(token);
                             }
                         }
-                        None => drop(reactor.remove(token)),
+                        Next::Close => drop(reactor.remove(token)),
                     }
                 }
                 Some(Source::Listener(_)) => {
@@ -154,15 +175,52 @@ pub fn serve(
     }
 }
 
-/// Handles one event of a client; returns the interest it needs next, or
-/// `None` to close it.
-fn serve_conn(conn: &mut Conn, buf: &mut [u8], readable: bool, writable: bool) -> Option<Interest> {
+/// The fast path, for a readable client with nothing queued and not at end
+/// of file (watched for `READABLE` alone): read, and send it all straight
+/// back from the read buffer. Only a `send` that takes less than it was
+/// given, or the end of the stream, leaves anything to do.
+#[inline]
+fn echo_now(conn: &mut Conn, buf: &mut [u8]) -> Next {
+    let fd = conn.stream.as_raw_fd();
+    loop {
+        let n = match recv(fd, buf) {
+            // End of file with nothing queued: everything was echoed.
+            Ok(0) => return Next::Close,
+            Ok(n) => n,
+            // A spurious wake-up (another reader, or select's view of a
+            // reset): nothing changed.
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Next::Same,
+            Err(_) => return Next::Close,
+        };
+        let sent = match send(fd, &buf[..n]) {
+            Ok(sent) => sent,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+            // ECONNRESET, EPIPE: the client is gone.
+            Err(_) => return Next::Close,
+        };
+        if sent < n {
+            // The send buffer is full: keep the rest, watch for writable
+            // (and stop reading if the rest alone reaches the bound).
+            conn.out.push(&buf[sent..n]);
+            return Next::Watch(conn.out.interest());
+        }
+        if n < buf.len() {
+            return Next::Same;
+        }
+    }
+}
+
+/// The slow path: a client with a backlog, paused by backpressure, or
+/// past its end of file. Flushes on writable, reads (within the bound) on
+/// readable, and says what to watch for next.
+fn serve_conn(conn: &mut Conn, buf: &mut [u8], readable: bool, writable: bool) -> Next {
     if writable && !conn.out.is_empty() && conn.out.write_to(&mut conn.stream).is_err() {
-        return None;
+        return Next::Close;
     }
     // Read only while watching for it: a hang-up reported while paused
     // must not bypass the backpressure bound.
     if readable && conn.watching.is_readable() && !conn.eof {
+        let fd = conn.stream.as_raw_fd();
         loop {
             // With a backlog, read no more than fits under the bound.
             let room = if conn.out.is_empty() {
@@ -173,7 +231,7 @@ fn serve_conn(conn: &mut Conn, buf: &mut [u8], readable: bool, writable: bool) -
             if room == 0 {
                 break;
             }
-            match conn.stream.read(&mut buf[..room]) {
+            match recv(fd, &mut buf[..room]) {
                 Ok(0) => {
                     conn.eof = true;
                     break;
@@ -182,26 +240,69 @@ fn serve_conn(conn: &mut Conn, buf: &mut [u8], readable: bool, writable: bool) -
                     // Straight back when nothing waits; behind the backlog
                     // (one writev for both) when something does.
                     if conn.out.send(&mut conn.stream, &buf[..n]).is_err() {
-                        return None;
+                        return Next::Close;
                     }
                     if n < room {
                         break;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return None,
+                Err(_) => return Next::Close,
             }
         }
     }
     match (conn.eof, conn.out.is_empty()) {
         // Everything echoed and the client is done: close.
-        (true, true) => None,
+        (true, true) => Next::Close,
         // Done sending to us; finish sending to it.
-        (true, false) => Some(Interest::WRITABLE),
+        (true, false) => Next::Watch(Interest::WRITABLE),
         // Reading unless full (backpressure); writable only while
         // something waits.
-        (false, _) => Some(conn.out.interest()),
+        (false, _) => Next::Watch(conn.out.interest()),
+    }
+}
+
+/// `recv(2)` into `buf`: the bytes read, 0 at end of file. `EINTR` is
+/// retried; `WouldBlock` is an error of that kind, for the caller to treat
+/// as "nothing yet".
+///
+/// Called directly rather than through `Read for TcpStream`: this is the
+/// one call per message, and `std`'s layers around it cost about as much
+/// as the libc wrapper itself.
+#[inline]
+fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the
+        // whole call and nothing else uses it meanwhile; a bad `fd` makes
+        // the kernel fail with EBADF, it cannot corrupt memory.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        // A non-negative count fits in usize.
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(n);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// `send(2)` of `data`: the bytes the kernel took (possibly fewer).
+/// `EINTR` is retried; `MSG_NOSIGNAL` turns a closed peer into `EPIPE`
+/// instead of a `SIGPIPE`, whatever the program did with that signal.
+#[inline]
+fn send(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `data` is valid for reads of `data.len()` bytes for the
+        // whole call; a bad `fd` makes the kernel fail with EBADF.
+        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(n);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != ErrorKind::Interrupted {
+            return Err(err);
+        }
     }
 }
 
