@@ -129,14 +129,55 @@ pub(crate) fn timeout_ms(remaining: Option<Duration>) -> c_int {
 /// return 0 a little before the deadline (timer slack, or our own clamping
 /// of very long timeouts); that too is waited out, so `poll` never reports
 /// "nothing happened" before the time asked for has passed.
+///
+/// Inlined into the backends' `poll`: the two timeouts of busy programs —
+/// none (block until something happens: a server) and zero (only look: a
+/// busy loop) — read no clock and build no `Result` until the end, so their
+/// path is the call and a test of what it returned. A failure, even
+/// `EINTR`, leaves that path for [`failed_wait`].
+#[inline]
 pub(crate) fn wait_retrying(
     timeout: Option<Duration>,
     call: &'static str,
     mut wait: impl FnMut(c_int) -> c_int,
 ) -> Result<usize> {
-    retry_against_deadline(timeout, call, |ms| {
-        check(wait(ms), call, None).map(|n| n as usize)
-    })
+    let ms = match timeout {
+        None => -1,
+        Some(t) if t.is_zero() => 0,
+        Some(_) => {
+            return retry_against_deadline(timeout, call, |ms| {
+                check(wait(ms), call, None).map(|n| n as usize)
+            });
+        }
+    };
+    loop {
+        let n = wait(ms);
+        // 0 while blocking (which these calls do not return) is waited out,
+        // as after a timed wait that ended early.
+        if n > 0 || (n == 0 && ms == 0) {
+            return Ok(n as usize);
+        }
+        if n < 0
+            && let Some(err) = failed_wait(call, ms < 0)
+        {
+            return Err(err);
+        }
+    }
+}
+
+/// A wait failed: `None` if only a signal interrupted it (call it again),
+/// otherwise the error.
+#[cold]
+#[inline(never)]
+fn failed_wait(call: &'static str, blocking: bool) -> Option<Error> {
+    let err = Error::last_os(call, None);
+    if err.raw_os_error() != Some(libc::EINTR) {
+        return Some(err);
+    }
+    if blocking {
+        log::trace!("{call} interrupted by a signal (EINTR): waiting again, with no timeout");
+    }
+    None
 }
 
 /// As [`wait_retrying`], for a wait that reports through `io::Result` (the
@@ -155,7 +196,10 @@ pub(crate) fn wait_retrying_io(
 }
 
 /// The loop behind both: `wait(ms)` until it reports something, the
-/// deadline passes, or it fails with an error other than `EINTR`.
+/// deadline passes, or it fails with an error other than `EINTR`. Out of
+/// line: a timed wait reads the clock anyway, and the backends' `poll`
+/// stays small enough to inline.
+#[inline(never)]
 fn retry_against_deadline(
     timeout: Option<Duration>,
     call: &'static str,

@@ -217,10 +217,10 @@ impl Poller for EpollPoller {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
     }
 
+    #[inline]
     fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<usize> {
         // Zero copy: the kernel writes straight into `events`.
         let (buffer, capacity) = events.kernel_buffer();
-        let capacity = capacity.min(libc::c_int::MAX as usize) as libc::c_int;
         let epoll = self.epoll.as_raw_fd();
         let n = sys::wait_retrying(timeout, "epoll_wait", |ms| {
             // SAFETY: `buffer` has room for `capacity` (≥ 1) epoll_events
@@ -230,14 +230,23 @@ impl Poller for EpollPoller {
         // SAFETY: epoll_wait initialised the first `n` entries (n ≤ capacity).
         unsafe { events.set_filled(n) };
         if log::log_enabled!(log::Level::Trace) {
-            log::trace!(
-                "epoll_wait(timeout={}) → {n} ready{}",
-                sys::show_timeout(sys::timeout_ms(timeout)),
-                events.describe()
-            );
+            trace_wait(timeout, events);
         }
         Ok(n)
     }
+}
+
+/// The trace line of one `epoll_wait`: out of line, so that the loop that
+/// calls `poll` carries none of the formatting.
+#[cold]
+#[inline(never)]
+fn trace_wait(timeout: Option<Duration>, events: &Events) {
+    log::trace!(
+        "epoll_wait(timeout={}) → {} ready{}",
+        sys::show_timeout(sys::timeout_ms(timeout)),
+        events.len(),
+        events.describe()
+    );
 }
 
 /// Turns what the caller asked for into `epoll_event.events` flags.

@@ -286,20 +286,33 @@ impl fmt::Display for FlagNames {
 /// ```
 ///
 /// Python: the list `p.poll()` returns, except that it is reused.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Events {
     /// The kernel's array: `epoll_wait` writes straight into it.
     list: Vec<Event>,
-    /// How many events one `poll` may report.
+    /// How many events one `poll` may report: at least 1 (`epoll_wait`
+    /// refuses 0), at most `c_int::MAX` (its `maxevents` is an `int`).
     capacity: usize,
     /// A key the iterator passes over: the `Reactor`'s own waker.
     hidden: Option<usize>,
 }
 
+impl Default for Events {
+    /// Room for one event per `poll`, allocated at the first `poll`.
+    fn default() -> Events {
+        Events {
+            list: Vec::new(),
+            capacity: 1,
+            hidden: None,
+        }
+    }
+}
+
 impl Events {
-    /// A buffer that holds up to `capacity` events per `poll` (at least 1).
+    /// A buffer that holds up to `capacity` events per `poll` (at least 1;
+    /// at most `c_int::MAX`, far more than memory allows).
     pub fn with_capacity(capacity: usize) -> Events {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, libc::c_int::MAX as usize);
         Events {
             list: Vec::with_capacity(capacity),
             capacity,
@@ -309,7 +322,7 @@ impl Events {
 
     /// How many events one `poll` can report.
     pub fn capacity(&self) -> usize {
-        self.capacity.max(1)
+        self.capacity
     }
 
     /// How many events the last `poll` reported.
@@ -370,14 +383,17 @@ impl Events {
     }
 
     /// Empties the buffer and hands its memory to the kernel: a pointer to
-    /// room for `capacity()` `epoll_event`s and that number. Call
+    /// room for that many `epoll_event`s, and the number, as `epoll_wait`
+    /// takes it (at most `c_int::MAX`). Call
     /// [`set_filled`](Events::set_filled) with what the kernel wrote.
-    pub(crate) fn kernel_buffer(&mut self) -> (*mut libc::epoll_event, usize) {
+    #[inline]
+    pub(crate) fn kernel_buffer(&mut self) -> (*mut libc::epoll_event, libc::c_int) {
         self.clear();
-        let capacity = self.capacity();
-        self.list.reserve(capacity);
+        // Allocated already, unless the buffer came from `default()`.
+        self.list.reserve(self.capacity);
         // `Event` is `repr(transparent)` over `epoll_event`: same layout.
-        (self.list.as_mut_ptr().cast(), capacity)
+        // The capacity fits in a c_int (`with_capacity` clamps it).
+        (self.list.as_mut_ptr().cast(), self.capacity as libc::c_int)
     }
 
     /// Takes the `n` events the kernel wrote into
@@ -386,6 +402,7 @@ impl Events {
     /// # Safety
     ///
     /// The first `n` entries (`n` ≤ the capacity it returned) were written.
+    #[inline]
     pub(crate) unsafe fn set_filled(&mut self, n: usize) {
         debug_assert!(n <= self.list.capacity());
         // SAFETY: the caller promises the kernel initialised `n` entries,

@@ -197,16 +197,23 @@ impl Poller for PollPoller {
             revents_to_bits(revents)
         });
         if log::log_enabled!(log::Level::Trace) {
-            log::trace!(
-                "poll({} fds, timeout={}) → {} ready{}",
-                self.fds.len(),
-                sys::show_timeout(sys::timeout_ms(timeout)),
-                events.len(),
-                events.describe()
-            );
+            trace_wait(self.fds.len(), timeout, events);
         }
         Ok(events.len())
     }
+}
+
+/// The trace line of one `poll`: out of line, so that the loop that calls
+/// `poll` carries none of the formatting.
+#[cold]
+#[inline(never)]
+fn trace_wait(nfds: usize, timeout: Option<Duration>, events: &Events) {
+    log::trace!(
+        "poll({nfds} fds, timeout={}) → {} ready{}",
+        sys::show_timeout(sys::timeout_ms(timeout)),
+        events.len(),
+        events.describe()
+    );
 }
 
 /// `pollfd.revents` as epoll's bits: the same numbers, except `POLLNVAL`

@@ -336,15 +336,23 @@ impl Poller for SelectPoller {
             self.recount_nfds();
         }
         if log::log_enabled!(log::Level::Trace) {
-            log::trace!(
-                "select(nfds={nfds}, timeout={}) → {} ready{}",
-                sys::show_timeout(sys::timeout_ms(timeout)),
-                events.len(),
-                events.describe()
-            );
+            trace_wait(nfds, timeout, events);
         }
         Ok(events.len())
     }
+}
+
+/// The trace line of one `select`: out of line, so that the loop that
+/// calls `poll` carries none of the formatting.
+#[cold]
+#[inline(never)]
+fn trace_wait(nfds: libc::c_int, timeout: Option<Duration>, events: &Events) {
+    log::trace!(
+        "select(nfds={nfds}, timeout={}) → {} ready{}",
+        sys::show_timeout(sys::timeout_ms(timeout)),
+        events.len(),
+        events.describe()
+    );
 }
 
 /// Names the sets an interest puts an fd in, for the trace log.
