@@ -166,53 +166,30 @@ fn hundred_concurrent_clients_get_their_own_bytes(backend: Backend) {
 /// was accepted comes back exactly once the client reads.
 fn a_client_that_never_reads_is_paused_not_buffered(backend: Backend) {
     let server = start(backend, &[]);
-    let pid = server.pid();
     let mut hog = connect(&server);
     round_trip(&mut hog, b"warm up");
-    let baseline = rss_kib(pid);
-    hog.set_nonblocking(true).unwrap();
     let data = pattern(10 << 20, 9);
-    let sent = write_until_stalled(&mut hog, &data, backend.name());
-    let grown = rss_kib(pid).saturating_sub(baseline);
-    assert!(
-        grown < 2048,
-        "[{backend}] server RSS grew by {grown} KiB after {sent} bytes"
-    );
-    let cpu = cpu_share(pid, Duration::from_millis(500));
-    assert!(
-        cpu < 0.05,
-        "[{backend}] server at {:.0}% CPU while paused",
-        cpu * 100.0
-    );
+    let sent = send_until_paused(&server, &mut hog, &data, backend);
     let mut other = connect(&server);
     round_trip(&mut other, b"others are still served");
     // Now read: every accepted byte comes back, in order.
-    hog.set_nonblocking(false).unwrap();
-    let mut back = vec![0u8; sent];
-    hog.read_exact(&mut back).expect("read the backlog");
-    assert!(
-        back == data[..sent],
-        "[{backend}] echo of the burst differs"
-    );
+    read_back(&mut hog, &data[..sent], backend);
 }
 
-/// `--max-pending` far below one read (64 KiB): the first send the kernel
-/// cuts short leaves more than the bound queued, so the client is paused at
-/// once, from the fast path. It stays paused without spinning, every byte
-/// comes back in order once it reads, and then a plain round trip works
-/// again (the connection is back on the fast path, watched for reading).
-fn a_bound_below_one_read_pauses_then_resumes_the_fast_path(backend: Backend) {
-    let server = start(backend, &["--max-pending", "100"]);
+/// Writes `data` from a client that does not read until the server stops
+/// taking it; checks that meanwhile the server's memory stayed put and that
+/// it does not spin. Returns how much was sent.
+#[track_caller]
+fn send_until_paused(
+    server: &Example,
+    client: &mut TcpStream,
+    data: &[u8],
+    backend: Backend,
+) -> usize {
     let pid = server.pid();
-    let mut client = connect(&server);
-    round_trip(&mut client, b"warm up");
     let baseline = rss_kib(pid);
     client.set_nonblocking(true).unwrap();
-    // The kernel's buffers on the server's side (up to 4 MiB sending, more
-    // receiving) take part of the burst whatever the server does; what the
-    // server holds itself is the bound plus one read.
-    let data = pattern(16 << 20, 5);
-    let sent = write_until_stalled(&mut client, &data, backend.name());
+    let sent = write_until_stalled(client, data, backend.name());
     let grown = rss_kib(pid).saturating_sub(baseline);
     assert!(
         grown < 2048,
@@ -225,12 +202,32 @@ fn a_bound_below_one_read_pauses_then_resumes_the_fast_path(backend: Backend) {
         cpu * 100.0
     );
     client.set_nonblocking(false).unwrap();
-    let mut back = vec![0u8; sent];
+    sent
+}
+
+/// Reads exactly `sent`'s length back and compares.
+#[track_caller]
+fn read_back(client: &mut TcpStream, sent: &[u8], backend: Backend) {
+    let mut back = vec![0u8; sent.len()];
     client.read_exact(&mut back).expect("read the backlog");
-    assert!(
-        back == data[..sent],
-        "[{backend}] echo of the burst differs"
-    );
+    assert!(back == sent, "[{backend}] echo of the burst differs");
+}
+
+/// `--max-pending` far below one read (64 KiB): the first send the kernel
+/// cuts short leaves more than the bound queued, so the client is paused at
+/// once, from the fast path. It stays paused without spinning, every byte
+/// comes back in order once it reads, and then a plain round trip works
+/// again (the connection is back on the fast path, watched for reading).
+fn a_bound_below_one_read_pauses_then_resumes_the_fast_path(backend: Backend) {
+    let server = start(backend, &["--max-pending", "100"]);
+    let mut client = connect(&server);
+    round_trip(&mut client, b"warm up");
+    // The kernel's buffers on the server's side (up to 4 MiB sending, more
+    // receiving) take part of the burst whatever the server does; what the
+    // server holds itself is the bound plus one read.
+    let data = pattern(16 << 20, 5);
+    let sent = send_until_paused(&server, &mut client, &data, backend);
+    read_back(&mut client, &data[..sent], backend);
     for i in 0..20u8 {
         round_trip(&mut client, &pattern(1000, i));
     }
