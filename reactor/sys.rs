@@ -73,6 +73,17 @@ pub(crate) fn check_fd(fd: RawFd) -> Result<()> {
     }
 }
 
+/// `Ok` if `fd` is an open descriptor, else `fcntl(F_GETFD)`'s error
+/// (`EBADF`). The fd-indexed tables ask before growing to a descriptor
+/// number, so a bogus 2,000,000,000 is `EBADF` rather than a huge
+/// allocation.
+pub(crate) fn check_open(fd: RawFd) -> Result<()> {
+    // SAFETY: F_GETFD takes no pointer and only reads the fd's flags; a
+    // closed or bogus number only makes it fail with EBADF.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    check(flags, "fcntl(F_GETFD)", Some(fd)).map(drop)
+}
+
 /// Whether `fd` is an open descriptor (`fcntl(F_GETFD)` does not fail
 /// with `EBADF`). The map asks before unregistering, to catch a descriptor
 /// closed behind its back.

@@ -77,12 +77,8 @@ impl Table {
         }
         let slot = fd as usize;
         if self.by_fd.len() <= slot {
-            // The table grows to the fd number: ask the kernel first whether
-            // it is an open descriptor, so a bogus 2,000,000,000 is EBADF
-            // rather than an 8 GB allocation.
-            // SAFETY: F_GETFD takes no pointer and only reads the fd's flags.
-            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-            sys::check(flags, "fcntl(F_GETFD)", Some(fd))?;
+            // The table grows to the fd number: only for an open descriptor.
+            sys::check_open(fd)?;
             self.by_fd.resize(slot + 1, NONE);
         }
         let index = self.entries.len();

@@ -406,12 +406,8 @@ impl Poller for UringPoller {
             });
         }
         if self.slots.len() <= fd as usize {
-            // The table grows to the fd number: ask the kernel first whether
-            // it is an open descriptor, so a bogus 2,000,000,000 is EBADF
-            // rather than a 64 GB allocation.
-            // SAFETY: F_GETFD takes no pointer and only reads the fd's flags.
-            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-            sys::check(flags, "fcntl(F_GETFD)", Some(fd))?;
+            // The table grows to the fd number: only for an open descriptor.
+            sys::check_open(fd)?;
             self.slots.resize(fd as usize + 1, Slot::default());
         }
         let slot = &mut self.slots[fd as usize];

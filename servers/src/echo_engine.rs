@@ -271,20 +271,12 @@ fn serve_conn(conn: &mut Conn, buf: &mut [u8], readable: bool, writable: bool) -
 /// as the libc wrapper itself.
 #[inline]
 fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
+    retrying(|| {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the
         // whole call and nothing else uses it meanwhile; a bad `fd` makes
         // the kernel fail with EBADF, it cannot corrupt memory.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        // A non-negative count fits in usize.
-        if let Ok(n) = usize::try_from(n) {
-            return Ok(n);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+        unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) }
+    })
 }
 
 /// `send(2)` of `data`: the bytes the kernel took (possibly fewer).
@@ -292,11 +284,20 @@ fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// instead of a `SIGPIPE`, whatever the program did with that signal.
 #[inline]
 fn send(fd: RawFd, data: &[u8]) -> io::Result<usize> {
-    loop {
+    retrying(|| {
         // SAFETY: `data` is valid for reads of `data.len()` bytes for the
         // whole call; a bad `fd` makes the kernel fail with EBADF.
-        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
-        if let Ok(n) = usize::try_from(n) {
+        unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) }
+    })
+}
+
+/// Makes a `recv`/`send`-style call until it is not interrupted: its count,
+/// or the error `errno` names.
+#[inline]
+fn retrying(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        // A non-negative count fits in usize.
+        if let Ok(n) = usize::try_from(call()) {
             return Ok(n);
         }
         let err = io::Error::last_os_error();
